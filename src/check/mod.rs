@@ -1,0 +1,1932 @@
+//! The checks: find the program the kernel will really exec for `process.args[0]` and walk the
+//! steps of execve in the kernel's order, stopping where the kernel would stop.
+//!
+//! Order (fs/exec.c `do_execveat_common` → `bprm_execve` → `exec_binprm`): the path walk and
+//! permissions (`do_open_execat`: regular file, MAY_EXEC, noexec mount), then the binary
+//! handlers in list order: binfmt_misc first (`insert_binfmt` puts it at the head), then
+//! `#!` scripts (fs/binfmt_script.c) and ELF (fs/binfmt_elf.c). Each interpreter found on the
+//! way is checked the same way, up to the kernel's nesting limit.
+//!
+//! The program chain goes on past what the kernel execs when a known wrapper execs the next
+//! program itself: init wrappers (`docker-init`/tini, dumb-init, catatonit) and `sh -c "cmd"`.
+
+pub mod filecaps;
+pub mod perm;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::diagnosis::{ChainLink, Code, Diagnosis, Finding, Program, Severity};
+use crate::host::{Host, binfmt};
+use crate::inspect::elf::{self, Defect, ElfInfo};
+use crate::inspect::script::{self, Script, ShebangError};
+use crate::inspect::sniff::{self, Format};
+use crate::rootfs::resolve::{self, Mount, MountKind, Resolution, Resolved, Root};
+use crate::sanitize::escape_bytes;
+use crate::spec::SpecView;
+use perm::User;
+
+/// BINPRM_BUF_SIZE: the bytes binfmt_misc and binfmt_script look at.
+const BINPRM_BUF_SIZE: usize = 256;
+/// The prefix read from every file.
+const HEADER_BYTES: usize = 4096;
+/// exec_binprm: `if (depth > 5) return -ELOOP`: the file plus five interpreters.
+const MAX_INTERP_DEPTH: usize = 5;
+/// How many programs a chain of wrappers may hold before execguard stops following it.
+const MAX_CHAIN: usize = 8;
+
+/// Annotations that make crun or youki run something other than an ELF.
+const HANDLER_ANNOTATIONS: &[&str] = &["run.oci.handler", "module.wasm.image/variant"];
+
+/// Who performs an execve in the chain, which decides the words the user will see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    /// The runtime's init (`exec /app: exec format error`).
+    Runtime,
+    /// A program calling execvp (tini, dumb-init, a shell, env): execvp retries an ENOEXEC
+    /// file as a shell script.
+    Execvp(&'static str),
+}
+
+/// One execve being followed: the path string passed to it and who calls it.
+#[derive(Clone, Copy)]
+struct Exec<'p> {
+    path: &'p [u8],
+    caller: Caller,
+}
+
+fn strerror_go(errno: &str) -> &'static str {
+    match errno {
+        "ENOEXEC" => "exec format error",
+        "ENOENT" => "no such file or directory",
+        "EACCES" => "permission denied",
+        "EPERM" => "operation not permitted",
+        "EIO" => "input/output error",
+        "ELIBBAD" => "accessing a corrupted shared library",
+        "ELOOP" => "too many levels of symbolic links",
+        "ENOTDIR" => "not a directory",
+        "ENAMETOOLONG" => "file name too long",
+        _ => "error",
+    }
+}
+
+fn strerror_c(errno: &str) -> &'static str {
+    match errno {
+        "ENOEXEC" => "Exec format error",
+        "ENOENT" => "No such file or directory",
+        "EACCES" => "Permission denied",
+        "EPERM" => "Operation not permitted",
+        "EIO" => "Input/output error",
+        "ELIBBAD" => "Accessing a corrupted shared library",
+        "ELOOP" => "Too many levels of symbolic links",
+        "ENOTDIR" => "Not a directory",
+        "ENAMETOOLONG" => "File name too long",
+        _ => "Error",
+    }
+}
+
+/// The line the user sees when this execve fails with `errno`.
+fn exec_line(x: Exec<'_>, errno: &str) -> String {
+    let p = escape_bytes(x.path);
+    match x.caller {
+        Caller::Runtime => format!("exec {p}: {}", strerror_go(errno)),
+        Caller::Execvp(who) => format!("{who}: exec {p} failed: {}", strerror_c(errno)),
+    }
+}
+
+fn base_name(p: &[u8]) -> &[u8] {
+    p.rsplit(|b| *b == b'/').next().unwrap_or(p)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// The checks' working state for one diagnosis.
+struct Checker<'a> {
+    spec: &'a SpecView,
+    host: &'a Host,
+    root: Root,
+    user: User,
+    findings: Vec<Finding>,
+    chain: Vec<ChainLink>,
+}
+
+/// Diagnose the process of a spec.
+pub fn diagnose(spec: &SpecView, host: &Host) -> Diagnosis {
+    let mut program = Program::default();
+    if let Some(reason) = &spec.lenient_reason {
+        tracing::debug!(%reason, "spec read leniently");
+    }
+    for key in HANDLER_ANNOTATIONS {
+        if let Some(v) = spec.annotations.get(*key) {
+            let f = Finding::new(
+                Code::RuntimeHandler,
+                Severity::Info,
+                format!(
+                    "the container is run by a runtime handler ({key}={}), not by exec of an ELF: not checked",
+                    escape_bytes(v.as_bytes())
+                ),
+                String::new(),
+            )
+            .with("annotation", *key);
+            return Diagnosis::new(program, vec![f]);
+        }
+    }
+    if !spec.has_process || spec.args.is_empty() {
+        let f = Finding::new(
+            Code::Unverifiable,
+            Severity::Info,
+            "the spec has no process.args: nothing to check".into(),
+            "give the container a command (process.args)".into(),
+        );
+        return Diagnosis::new(program, vec![f]);
+    }
+    program.args0 = Some(escape_bytes(spec.args[0].as_bytes()));
+    let mounts = spec_mounts(spec);
+    let root = match Root::open(&spec.root, mounts) {
+        Ok(r) => r,
+        Err(e) => {
+            let f = Finding::new(
+                Code::Unverifiable,
+                Severity::Info,
+                format!(
+                    "cannot open the rootfs {}: {e}",
+                    escape_bytes(spec.root.as_os_str().as_bytes())
+                ),
+                "check root.path in config.json".into(),
+            );
+            return Diagnosis::new(program, vec![f]);
+        }
+    };
+    let mut c = Checker {
+        spec,
+        host,
+        root,
+        user: User::from_spec(spec),
+        findings: Vec::new(),
+        chain: Vec::new(),
+    };
+    c.process(&mut program);
+    program.chain = std::mem::take(&mut c.chain);
+    Diagnosis::new(program, c.findings)
+}
+
+/// Diagnose, or say why the bundle cannot be checked at all (its rootfs cannot be opened).
+///
+/// # Errors
+/// The rootfs is missing or not a directory.
+pub fn diagnose_bundle(spec: &SpecView, host: &Host) -> Result<Diagnosis, String> {
+    if let Err(e) = std::fs::metadata(&spec.root).and_then(|m| {
+        if m.is_dir() {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
+        }
+    }) {
+        return Err(format!(
+            "cannot open the rootfs {}: {e}",
+            escape_bytes(spec.root.as_os_str().as_bytes())
+        ));
+    }
+    Ok(diagnose(spec, host))
+}
+
+/// The spec's mounts in the resolver's terms.
+fn spec_mounts(spec: &SpecView) -> Vec<Mount> {
+    spec.mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.destination.starts_with('/'))
+        .map(|(index, m)| Mount {
+            destination: resolve::clean(m.destination.as_bytes()),
+            kind: if m.is_bind() {
+                MountKind::Bind {
+                    source: m.source.clone().into(),
+                }
+            } else {
+                MountKind::Opaque {
+                    fstype: if m.fstype.is_empty() {
+                        "none".into()
+                    } else {
+                        m.fstype.clone()
+                    },
+                }
+            },
+            options: m.options.clone(),
+            index,
+        })
+        .collect()
+}
+
+/// How a lookup ended when it did not find an executable file.
+enum Lookup {
+    Found(Vec<u8>, Box<Resolved>),
+    Failed,
+}
+
+impl Checker<'_> {
+    fn add(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+
+    fn link(&mut self, path: &[u8], role: &'static str) {
+        self.chain.push(ChainLink {
+            path: escape_bytes(path),
+            role,
+        });
+    }
+
+    fn process(&mut self, program: &mut Program) {
+        let args: Vec<Vec<u8>> = self
+            .spec
+            .args
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        let Lookup::Found(path, res) = self.lookup_runtime(&args[0]) else {
+            return;
+        };
+        program.path = Some(escape_bytes(&res.path));
+        self.link(&path, "process");
+        let x = Exec {
+            path: &path,
+            caller: Caller::Runtime,
+        };
+        if !self.check_file(x, &res, 0) {
+            return;
+        }
+        self.follow_wrappers(&res.path, &args, 0);
+    }
+
+    /// Resolve a container path the way execve does (links followed), from `cwd` when relative.
+    fn resolve(&self, path: &[u8]) -> (Vec<u8>, Resolution) {
+        let abs = if path.starts_with(b"/") {
+            path.to_vec()
+        } else {
+            join(self.spec.cwd.as_bytes(), path)
+        };
+        let r = self.root.resolve(&abs, true);
+        (abs, r)
+    }
+
+    /// `exec.LookPath` as runc's init calls it before exec (a missing program is a create-time
+    /// error): a name with a slash is used as given; otherwise each PATH entry of process.env
+    /// in turn, and no PATH means no lookup at all.
+    fn lookup_runtime(&mut self, name: &[u8]) -> Lookup {
+        let shown = escape_bytes(name);
+        if name.contains(&b'/') {
+            let (abs, r) = self.resolve(name);
+            return match r {
+                Resolution::Found(res) => Lookup::Found(name.to_vec(), Box::new(res)),
+                other => {
+                    let line = format!(
+                        "exec: \"{shown}\": stat {shown}: {}",
+                        strerror_go(resolution_errno(&other))
+                    );
+                    self.report_unresolved(&abs, other, "process.args[0]", Some(line));
+                    Lookup::Failed
+                }
+            };
+        }
+        let Some(path_var) = self.spec.env_path().map(str::to_string) else {
+            let f = Finding::new(
+                Code::NotFound,
+                Severity::Error,
+                format!("{shown} has no slash and process.env sets no PATH, so the runtime cannot look it up"),
+                format!("use an absolute path in the command, or add PATH to the environment (ENV PATH=... in the image)"),
+            )
+            .errno("ENOENT")
+            .expect(format!("unable to start container process: exec: \"{shown}\": executable file not found in $PATH"))
+            .at(name)
+            .with("path_variable", serde_json::Value::Null);
+            self.add(f);
+            return Lookup::Failed;
+        };
+        self.lookup_in_path(name, &path_var, None)
+    }
+
+    /// A PATH search for `name`; `caller` is None for the runtime's LookPath.
+    fn lookup_in_path(
+        &mut self,
+        name: &[u8],
+        path_var: &str,
+        caller: Option<&'static str>,
+    ) -> Lookup {
+        let shown = escape_bytes(name);
+        let mut tried: Vec<serde_json::Value> = Vec::new();
+        let mut not_exec: Option<(Vec<u8>, Box<Resolved>)> = None;
+        let mut unverifiable: Option<Vec<u8>> = None;
+        for dir in path_var.split(':') {
+            let dir = if dir.is_empty() { "." } else { dir };
+            let cand = join(dir.as_bytes(), name);
+            tried.push(escape_bytes(&cand).into());
+            let (_, r) = self.resolve(&cand);
+            match r {
+                Resolution::Found(res) => {
+                    let is_file = res.stat.st_mode & libc::S_IFMT == libc::S_IFREG;
+                    if is_file && res.stat.st_mode & 0o111 != 0 {
+                        return Lookup::Found(cand, Box::new(res));
+                    }
+                    if is_file && not_exec.is_none() {
+                        not_exec = Some((cand, Box::new(res)));
+                    }
+                }
+                Resolution::Unverifiable { .. } => {
+                    unverifiable.get_or_insert(cand);
+                }
+                _ => {}
+            }
+        }
+        let expected = match caller {
+            None => format!(
+                "unable to start container process: exec: \"{shown}\": executable file not found in $PATH"
+            ),
+            Some(who) => format!("{who}: {shown}: not found"),
+        };
+        if let Some(cand) = unverifiable {
+            let f = Finding::new(
+                Code::Unverifiable,
+                Severity::Info,
+                format!(
+                    "{shown} may be provided by a mount execguard cannot see ({})",
+                    escape_bytes(&cand)
+                ),
+                String::new(),
+            )
+            .at(&cand)
+            .with("searched", tried);
+            self.add(f);
+            return Lookup::Failed;
+        }
+        if let Some((cand, res)) = not_exec {
+            let f = Finding::new(
+                Code::NotExecutable,
+                Severity::Error,
+                format!(
+                    "{} is found on PATH but has no execute bit (mode {:04o}), so the lookup of {shown} fails",
+                    escape_bytes(&cand),
+                    res.stat.st_mode & 0o7777
+                ),
+                format!("make it executable in the image: RUN chmod +x {}", escape_bytes(&cand)),
+            )
+            .errno("EACCES")
+            .expect(expected)
+            .at(&cand)
+            .with("searched", tried);
+            self.add(f);
+            return Lookup::Failed;
+        }
+        let f = Finding::new(
+            Code::NotFound,
+            Severity::Error,
+            format!(
+                "{shown} is in no PATH entry of the container ({})",
+                escape_bytes(path_var.as_bytes())
+            ),
+            format!("install {shown} in the image, fix PATH, or use the program's absolute path"),
+        )
+        .errno("ENOENT")
+        .expect(expected)
+        .at(name)
+        .with("path_variable", escape_bytes(path_var.as_bytes()))
+        .with("searched", tried);
+        self.add(f);
+        Lookup::Failed
+    }
+
+    /// A resolution that did not find the file, as a finding.
+    fn report_unresolved(
+        &mut self,
+        path: &[u8],
+        r: Resolution,
+        what: &str,
+        expected: Option<String>,
+    ) {
+        let shown = escape_bytes(path);
+        let errno = resolution_errno(&r);
+        let f = match r {
+            Resolution::Found(_) => return,
+            Resolution::NotFound { at, links, .. } => {
+                let mut f = Finding::new(
+                    Code::NotFound,
+                    Severity::Error,
+                    if at == path {
+                        format!("{what} {shown} does not exist in the container")
+                    } else {
+                        format!("{what} {shown} does not exist in the container ({} is missing)", escape_bytes(&at))
+                    },
+                    format!("check the image contents and the command; {} is not in the rootfs or any mount", escape_bytes(&at)),
+                )
+                .with_bytes("missing", &at);
+                if !links.is_empty() {
+                    f = f.with("links", links_json(&links));
+                }
+                f
+            }
+            Resolution::NotDirectory { at, .. } => Finding::new(
+                Code::NotFound,
+                Severity::Error,
+                format!(
+                    "{what} {shown} cannot be reached: {} is not a directory",
+                    escape_bytes(&at)
+                ),
+                "fix the path".into(),
+            )
+            .with_bytes("not_a_directory", &at),
+            Resolution::Loop { at, links } => Finding::new(
+                Code::SymlinkLoop,
+                Severity::Error,
+                format!(
+                    "{what} {shown} goes through more than 40 symbolic links (a loop at {})",
+                    escape_bytes(&at)
+                ),
+                "fix the symbolic links in the image".into(),
+            )
+            .with("links", links_json(&links)),
+            Resolution::NameTooLong => Finding::new(
+                Code::NotFound,
+                Severity::Error,
+                format!("{what} {shown} is longer than the kernel accepts (PATH_MAX or NAME_MAX)"),
+                "shorten the path".into(),
+            ),
+            Resolution::Unverifiable { at, mount, .. } => {
+                let m = self
+                    .root
+                    .mounts()
+                    .get(mount)
+                    .map(mount_desc)
+                    .unwrap_or_default();
+                let f = Finding::new(
+                    Code::Unverifiable,
+                    Severity::Info,
+                    format!("{what} {shown} lies under a mount execguard cannot see ({m}): unknown, not missing"),
+                    String::new(),
+                )
+                .at(path)
+                .with_bytes("mount_point", &at);
+                self.add(f);
+                return;
+            }
+            Resolution::Error { at, error } => {
+                let f = Finding::new(
+                    Code::Unverifiable,
+                    Severity::Info,
+                    format!(
+                        "cannot inspect {what} {shown}: {} at {}",
+                        error,
+                        escape_bytes(&at)
+                    ),
+                    String::new(),
+                )
+                .at(path);
+                self.add(f);
+                return;
+            }
+        };
+        let mut f = f.errno(errno).at(path);
+        if let Some(e) = expected {
+            f = f.expect(e);
+        }
+        self.add(f);
+    }
+
+    /// Check one file that an execve reaches. Returns false when the exec fails there (a
+    /// finding was added) or cannot be followed further.
+    fn check_file(&mut self, x: Exec<'_>, res: &Resolved, depth: usize) -> bool {
+        let p = &res.path;
+        let shown = escape_bytes(p);
+        let mode = res.stat.st_mode;
+        let fmt = mode & libc::S_IFMT;
+        // Search permission on every directory walked (fs/namei.c may_lookup).
+        if let Some(d) = res
+            .dirs
+            .iter()
+            .find(|d| !self.user.may_search(d.mode, d.uid, d.gid))
+        {
+            let f = Finding::new(
+                Code::PermissionDeniedUser,
+                Severity::Error,
+                format!(
+                    "user {}:{} may not search directory {} (mode {:04o}, owner {}:{}) on the way to {shown}",
+                    self.user.uid, self.user.gid, escape_bytes(&d.path), d.mode & 0o7777, d.uid, d.gid
+                ),
+                format!("give the directory search permission for the user (chmod o+x {}) or run as its owner", escape_bytes(&d.path)),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p)
+            .with_bytes("directory", &d.path)
+            .with("uid", self.user.uid)
+            .with("gid", self.user.gid);
+            self.add(f);
+            return false;
+        }
+        if fmt == libc::S_IFDIR {
+            let f = Finding::new(
+                Code::IsDirectory,
+                Severity::Error,
+                format!("{shown} is a directory, not a program"),
+                "point the command at the program inside it".into(),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p);
+            self.add(f);
+            return false;
+        }
+        if fmt != libc::S_IFREG {
+            let kind = match fmt {
+                libc::S_IFIFO => "a FIFO",
+                libc::S_IFSOCK => "a socket",
+                libc::S_IFCHR => "a character device",
+                libc::S_IFBLK => "a block device",
+                _ => "not a regular file",
+            };
+            let f = Finding::new(
+                Code::NotRegular,
+                Severity::Error,
+                format!("{shown} is {kind}, which the kernel does not exec"),
+                "point the command at a regular file".into(),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p)
+            .with("file_type", kind);
+            self.add(f);
+            return false;
+        }
+        let (fuid, fgid) = (res.stat.st_uid, res.stat.st_gid);
+        if mode & 0o111 == 0 {
+            let f = Finding::new(
+                Code::NotExecutable,
+                Severity::Error,
+                format!(
+                    "{shown} has no execute bit for anyone (mode {:04o})",
+                    mode & 0o7777
+                ),
+                format!(
+                    "make it executable in the image: RUN chmod +x {shown} (or COPY --chmod=755)"
+                ),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p)
+            .with("mode", format!("{:04o}", mode & 0o7777));
+            self.add(f);
+            return false;
+        }
+        if !self.user.may_exec(mode, fuid, fgid) {
+            let f = Finding::new(
+                Code::PermissionDeniedUser,
+                Severity::Error,
+                format!(
+                    "user {}:{} may not execute {shown} (mode {:04o}, owner {fuid}:{fgid})",
+                    self.user.uid,
+                    self.user.gid,
+                    mode & 0o7777
+                ),
+                "give the user execute permission (chmod a+x), change the owner, or run the container as the owner".into(),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p)
+            .with("mode", format!("{:04o}", mode & 0o7777))
+            .with("owner", format!("{fuid}:{fgid}"))
+            .with("uid", self.user.uid)
+            .with("gid", self.user.gid)
+            .with("cap_dac_override", self.user.dac_override);
+            self.add(f);
+            return false;
+        }
+        if let Some(why) = self.noexec(res) {
+            let f = Finding::new(
+                Code::NoexecMount,
+                Severity::Error,
+                format!("{shown} lies on a mount marked noexec ({why})"),
+                "drop noexec from the mount options, or run the program from another mount".into(),
+            )
+            .errno("EACCES")
+            .expect(exec_line(x, "EACCES"))
+            .at(p)
+            .with("mount", why);
+            self.add(f);
+            return false;
+        }
+        let file = match resolve::open_for_read(res) {
+            Ok(f) => f,
+            Err(e) => {
+                let f = Finding::new(
+                    Code::Unverifiable,
+                    Severity::Info,
+                    format!("cannot read {shown}: {e}"),
+                    String::new(),
+                )
+                .at(p);
+                self.add(f);
+                return true;
+            }
+        };
+        let mut header = vec![0u8; HEADER_BYTES];
+        let n = read_prefix(&file, &mut header);
+        header.truncate(n);
+        let size = u64::try_from(res.stat.st_size).unwrap_or(0);
+        // binfmt_misc comes first for every file (fs/binfmt_misc.c check_file).
+        let mut buf = [0u8; BINPRM_BUF_SIZE];
+        let k = header.len().min(BINPRM_BUF_SIZE);
+        buf[..k].copy_from_slice(&header[..k]);
+        if let Some(entry) = binfmt::select(self.host.binfmt(), &buf, x.path) {
+            let entry = entry.clone();
+            return self.check_binfmt(x, res, &header, &file, &entry, depth);
+        }
+        if size == 0 || header.is_empty() {
+            let f = Finding::new(
+                Code::EmptyFile,
+                Severity::Error,
+                format!("{shown} is empty (0 bytes)"),
+                "the file was not copied or was truncated: rebuild the image and check the COPY/ADD source".into(),
+            )
+            .errno("ENOEXEC")
+            .expect(exec_line(x, "ENOEXEC"))
+            .at(p);
+            self.add(f);
+            return false;
+        }
+        if header.starts_with(b"#!") {
+            return self.check_script(x, res, &header, depth);
+        }
+        if header.starts_with(b"\x7fELF") {
+            return self.check_elf(x, res, &header, &file, depth);
+        }
+        self.check_other(x, res, &header, size)
+    }
+
+    /// Why the file's mount forbids exec, if it does.
+    fn noexec(&self, res: &Resolved) -> Option<String> {
+        if let Some(i) = res.mount {
+            let m = self.root.mounts().get(i)?;
+            if m.noexec() {
+                return Some(format!("spec mount {}", mount_desc(m)));
+            }
+            return None;
+        }
+        // The rootfs: runc bind-mounts it and the bind keeps the host mount's noexec.
+        let st = nix::sys::statvfs::fstatvfs(&res.fd).ok()?;
+        st.flags()
+            .contains(nix::sys::statvfs::FsFlags::ST_NOEXEC)
+            .then(|| "the host filesystem holding the rootfs is mounted noexec".to_string())
+    }
+
+    fn check_binfmt(
+        &mut self,
+        x: Exec<'_>,
+        res: &Resolved,
+        header: &[u8],
+        file: &std::fs::File,
+        entry: &binfmt::Entry,
+        depth: usize,
+    ) -> bool {
+        let shown = escape_bytes(&res.path);
+        let interp = entry.interpreter.as_bytes().to_vec();
+        let arch = binfmt::emulated_arch(entry);
+        let what = elf::parse(header, file)
+            .map(|i| elf::describe(&i))
+            .unwrap_or_else(|| "this file".to_string());
+        if !entry.flags.fix_binary {
+            // Without F the kernel opens the interpreter by path at exec time, inside the
+            // container's mount namespace (load_misc_binary → open_exec).
+            let (_, r) = self.resolve(&interp);
+            let ires = match r {
+                Resolution::Found(ir) => ir,
+                Resolution::Unverifiable { .. } => {
+                    let f = Finding::new(
+                        Code::Unverifiable,
+                        Severity::Info,
+                        format!(
+                            "binfmt_misc handler {} takes {shown} and its interpreter {} lies under a mount execguard cannot see",
+                            entry.name,
+                            escape_bytes(&interp)
+                        ),
+                        String::new(),
+                    )
+                    .at(&res.path);
+                    self.add(f);
+                    return true;
+                }
+                _ => {
+                    let f = Finding::new(
+                        Code::BinfmtInterpreterUnreachable,
+                        Severity::Error,
+                        format!(
+                            "{shown} ({what}) is taken by binfmt_misc handler {}, registered without the F flag, and its interpreter {} does not exist inside the container",
+                            entry.name,
+                            escape_bytes(&interp)
+                        ),
+                        format!(
+                            "re-register the handler with the F flag so the kernel keeps the interpreter open for every container (e.g. `docker run --privileged --rm tonistiigi/binfmt --install {}`, or update-binfmts with fix_binary yes), or copy {} into the image",
+                            arch.unwrap_or("all"),
+                            escape_bytes(&interp)
+                        ),
+                    )
+                    .errno("ENOENT")
+                    .expect(exec_line(x, "ENOENT"))
+                    .at(&res.path)
+                    .with("handler", entry.name.clone())
+                    .with_bytes("interpreter", &interp)
+                    .with("flags", binfmt::describe_flags(&entry.flags));
+                    self.add(f);
+                    return false;
+                }
+            };
+            if depth + 1 > MAX_INTERP_DEPTH {
+                self.too_deep(x, &res.path);
+                return false;
+            }
+            self.link(&ires.path, "binfmt-interpreter");
+            if !self.check_file(x, &ires, depth + 1) {
+                return false;
+            }
+        }
+        let mut f = Finding::new(
+            Code::Emulated,
+            Severity::Info,
+            format!(
+                "{shown} ({what}) will run under emulation by binfmt_misc handler {} ({})",
+                entry.name,
+                escape_bytes(&interp)
+            ),
+            String::new(),
+        )
+        .at(&res.path)
+        .with("handler", entry.name.clone())
+        .with_bytes("interpreter", &interp)
+        .with("flags", binfmt::describe_flags(&entry.flags));
+        if let Some(a) = arch {
+            f = f.with("emulated_arch", a);
+        }
+        self.add(f);
+        // The emulator loads the program's own ELF loader from the container's root.
+        if let Some(info) = elf::parse(header, file)
+            && let Some(ld) = &info.interp
+        {
+            let (_, r) = self.resolve(ld);
+            if !matches!(r, Resolution::Found(_) | Resolution::Unverifiable { .. }) {
+                let f = Finding::new(
+                    Code::InterpreterMissing,
+                    Severity::Error,
+                    format!(
+                        "{shown} runs under emulation ({}), but its ELF loader {} does not exist in the container, so the emulator fails right after exec",
+                        entry.name,
+                        escape_bytes(ld)
+                    ),
+                    format!(
+                        "use an image built for {} with its libraries, or a statically linked build",
+                        elf::arch_name(info.class, info.endian, info.machine)
+                    ),
+                )
+                .expect(format!(
+                    "{}: Could not open '{}': No such file or directory",
+                    escape_bytes(base_name(&interp)),
+                    escape_bytes(ld)
+                ))
+                .at(&res.path)
+                .with_bytes("elf_interpreter", ld);
+                self.add(f);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn too_deep(&mut self, x: Exec<'_>, path: &[u8]) {
+        let f = Finding::new(
+            Code::TooManyInterpreters,
+            Severity::Error,
+            format!("{} needs more nested interpreters than the kernel follows (at most {MAX_INTERP_DEPTH})", escape_bytes(path)),
+            "point the #! line at the real interpreter".into(),
+        )
+        .errno("ELOOP")
+        .expect(exec_line(x, "ELOOP"))
+        .at(path);
+        self.add(f);
+    }
+
+    fn check_script(&mut self, x: Exec<'_>, res: &Resolved, header: &[u8], depth: usize) -> bool {
+        let shown = escape_bytes(&res.path);
+        let first_line: Vec<u8> = header
+            .iter()
+            .take(BINPRM_BUF_SIZE)
+            .take_while(|b| **b != b'\n')
+            .copied()
+            .collect();
+        let sb = match script::parse(header) {
+            Script::NotScript => return true,
+            Script::Invalid(ShebangError::NoInterpreter) => {
+                let f = Finding::new(
+                    Code::NoShebang,
+                    Severity::Error,
+                    format!("{shown} starts with #! but names no interpreter"),
+                    "write the interpreter's absolute path after #! (e.g. #!/bin/sh)".into(),
+                )
+                .errno("ENOEXEC")
+                .expect(exec_line(x, "ENOEXEC"))
+                .at(&res.path)
+                .with_bytes("first_line", &first_line);
+                self.add(f);
+                return false;
+            }
+            Script::Invalid(ShebangError::InterpreterTruncated) => {
+                let f = Finding::new(
+                    Code::ShebangTooLong,
+                    Severity::Error,
+                    format!(
+                        "the #! line of {shown} is longer than the kernel's {BINPRM_BUF_SIZE}-byte buffer and the interpreter path is cut"
+                    ),
+                    "shorten the interpreter path (use #!/usr/bin/env NAME or a symbolic link)".into(),
+                )
+                .errno("ENOEXEC")
+                .expect(exec_line(x, "ENOEXEC"))
+                .at(&res.path);
+                self.add(f);
+                return false;
+            }
+            Script::Script(sb) => sb,
+        };
+        let interp = sb.interpreter.clone();
+        if sb.crlf && interp.ends_with(b"\r") {
+            let (_, r) = self.resolve(&interp);
+            if !matches!(r, Resolution::Found(_)) {
+                let f = Finding::new(
+                    Code::ShebangCrlf,
+                    Severity::Error,
+                    format!(
+                        "{shown} has Windows line endings: the kernel looks for the interpreter \"{}\" with a carriage return, which does not exist",
+                        escape_bytes(&interp)
+                    ),
+                    "convert the script to LF line endings (dos2unix, `sed -i 's/\\r$//'`, or .gitattributes `*.sh text eol=lf`)".into(),
+                )
+                .errno("ENOENT")
+                .expect(exec_line(x, "ENOENT"))
+                .at(&res.path)
+                .with_bytes("first_line", &first_line);
+                self.add(f);
+                return false;
+            }
+        }
+        if sb.crlf && sb.arg.as_ref().is_some_and(|a| a.ends_with(b"\r")) {
+            let arg = sb.arg.clone().unwrap_or_default();
+            let f = Finding::new(
+                Code::ShebangCrlf,
+                Severity::Warning,
+                format!(
+                    "{shown} has Windows line endings: its interpreter gets the argument \"{}\" with a carriage return",
+                    escape_bytes(&arg)
+                ),
+                "convert the script to LF line endings (dos2unix)".into(),
+            )
+            .at(&res.path)
+            .with_bytes("first_line", &first_line);
+            self.add(f);
+        }
+        if sb.line_truncated {
+            let f = Finding::new(
+                Code::ShebangTooLong,
+                Severity::Warning,
+                format!("the #! line of {shown} is longer than the kernel's {BINPRM_BUF_SIZE}-byte buffer: its argument is cut"),
+                "shorten the #! line".into(),
+            )
+            .at(&res.path);
+            self.add(f);
+        }
+        let (_, r) = self.resolve(&interp);
+        let ires = match r {
+            Resolution::Found(ir) => ir,
+            other => {
+                let ishown = escape_bytes(&interp);
+                if let Resolution::Unverifiable { .. } = other {
+                    self.report_unresolved(&interp, other, "the #! interpreter", None);
+                    return true;
+                }
+                let f = Finding::new(
+                    Code::ShebangInterpreterMissing,
+                    Severity::Error,
+                    format!("{shown} asks for the interpreter {ishown} (#! line), which does not exist in the container"),
+                    format!("install {ishown} in the image or change the #! line to an interpreter the image has (e.g. #!/bin/sh)"),
+                )
+                .errno("ENOENT")
+                .expect(exec_line(x, "ENOENT"))
+                .at(&res.path)
+                .with_bytes("interpreter", &interp)
+                .with_bytes("first_line", &first_line);
+                self.add(f);
+                return false;
+            }
+        };
+        if depth + 1 > MAX_INTERP_DEPTH {
+            self.too_deep(x, &res.path);
+            return false;
+        }
+        self.link(&ires.path, "shebang-interpreter");
+        if !self.check_file(x, &ires, depth + 1) {
+            return false;
+        }
+        if base_name(&ires.path) == b"env"
+            && let Some(arg) = &sb.arg
+        {
+            return self.check_env_target(arg);
+        }
+        true
+    }
+
+    /// `#!/usr/bin/env NAME`: env receives everything after `env ` as one argument and
+    /// execvp()s it with the process's PATH.
+    fn check_env_target(&mut self, arg: &[u8]) -> bool {
+        let name: Vec<u8> = if let Some(rest) = arg.strip_prefix(b"-S") {
+            // GNU env -S splits the rest; the program is its first word.
+            let rest = rest.trim_ascii_start();
+            rest.split(|b| *b == b' ' || *b == b'\t')
+                .next()
+                .unwrap_or_default()
+                .to_vec()
+        } else if arg.starts_with(b"-") {
+            return true;
+        } else {
+            arg.to_vec()
+        };
+        if name.is_empty() {
+            return true;
+        }
+        let shown = escape_bytes(&name);
+        let path_var = self.spec.env_path().unwrap_or("/bin:/usr/bin").to_string();
+        let found = if name.contains(&b'/') {
+            match self.resolve(&name).1 {
+                Resolution::Found(r) => Some((name.clone(), Box::new(r))),
+                _ => None,
+            }
+        } else {
+            self.find_in_path(&name, &path_var)
+        };
+        let Some((path, res)) = found else {
+            let mut hint =
+                format!("install {shown} in the image, or put its absolute path in the #! line");
+            if name.contains(&b' ') {
+                hint = "env takes everything after `env ` as one program name: use `#!/usr/bin/env -S prog args` or drop the arguments".into();
+            }
+            if name.ends_with(b"\r") {
+                hint = "the script has Windows line endings: convert it to LF (dos2unix)".into();
+            }
+            let f = Finding::new(
+                Code::EnvTargetMissing,
+                Severity::Error,
+                format!(
+                    "the #! line runs env {shown}, which is in no PATH entry of the container ({})",
+                    escape_bytes(path_var.as_bytes())
+                ),
+                hint,
+            )
+            .expect(format!("env: '{shown}': No such file or directory"))
+            .at(&name)
+            .with("path_variable", escape_bytes(path_var.as_bytes()));
+            self.add(f);
+            return false;
+        };
+        self.link(&res.path, "env-target");
+        let x = Exec {
+            path: &path,
+            caller: Caller::Execvp("env"),
+        };
+        self.check_file(x, &res, 0)
+    }
+
+    /// execvp's search: the first entry holding an executable regular file.
+    fn find_in_path(&self, name: &[u8], path_var: &str) -> Option<(Vec<u8>, Box<Resolved>)> {
+        for dir in path_var.split(':') {
+            let dir = if dir.is_empty() { "." } else { dir };
+            let cand = join(dir.as_bytes(), name);
+            if let (_, Resolution::Found(r)) = self.resolve(&cand)
+                && r.stat.st_mode & libc::S_IFMT == libc::S_IFREG
+                && r.stat.st_mode & 0o111 != 0
+            {
+                return Some((cand, Box::new(r)));
+            }
+        }
+        None
+    }
+
+    fn check_elf(
+        &mut self,
+        x: Exec<'_>,
+        res: &Resolved,
+        header: &[u8],
+        file: &std::fs::File,
+        _depth: usize,
+    ) -> bool {
+        let shown = escape_bytes(&res.path);
+        let Some(info) = elf::parse(header, file) else {
+            return self.check_other(x, res, header, u64::try_from(res.stat.st_size).unwrap_or(0));
+        };
+        let desc = elf::describe(&info);
+        let arch = elf::arch_name(info.class, info.endian, info.machine);
+        let size = u64::try_from(res.stat.st_size).unwrap_or(0);
+        let truncated = |msg: String, errno: Option<&'static str>| {
+            let mut f = Finding::new(
+                Code::TruncatedElf,
+                Severity::Error,
+                msg,
+                "the file is cut short or corrupt (an interrupted copy or layer download): rebuild or re-pull the image".into(),
+            )
+            .at(&res.path)
+            .with("size", size)
+            .with("elf", desc.clone());
+            if let Some(e) = errno {
+                f = f.errno(e).expect(exec_line(x, e));
+            }
+            f
+        };
+        if let Some(Defect::HeaderTruncated { size }) = &info.defect {
+            self.add(truncated(
+                format!("{shown} starts like an ELF file but is only {size} bytes, shorter than an ELF header"),
+                Some("ENOEXEC"),
+            ));
+            return false;
+        }
+        if let Some(Defect::BadType(t)) = &info.defect {
+            let kind = match *t {
+                1 => "an ELF relocatable object (.o), not a program",
+                4 => "an ELF core dump, not a program",
+                _ => "an ELF file of a type the kernel does not exec",
+            };
+            let f = Finding::new(
+                Code::ForeignFormat,
+                Severity::Error,
+                format!("{shown} is {kind} (e_type {t})"),
+                "link it into an executable, or point the command at the real program".into(),
+            )
+            .errno("ENOEXEC")
+            .expect(exec_line(x, "ENOEXEC"))
+            .at(&res.path)
+            .with("elf", desc.clone());
+            self.add(f);
+            return false;
+        }
+        if !self
+            .host
+            .runs_natively(info.class, info.endian, info.machine)
+        {
+            self.arch_mismatch(x, res, header, &info, &desc, &arch);
+            return false;
+        }
+        match &info.defect {
+            Some(Defect::BadPhdrs { reason }) => {
+                self.add(truncated(
+                    format!("{shown} has unusable program headers ({reason})"),
+                    Some("ENOEXEC"),
+                ));
+                return false;
+            }
+            Some(Defect::PhdrsPastEnd { end, size }) => {
+                self.add(truncated(
+                    format!("{shown} is cut short: its program headers end at byte {end}, past the end of the {size}-byte file"),
+                    Some("ENOEXEC"),
+                ));
+                return false;
+            }
+            Some(Defect::InterpBadSize { size }) => {
+                self.add(truncated(
+                    format!("{shown} has a corrupt PT_INTERP entry ({size} bytes)"),
+                    Some("ENOEXEC"),
+                ));
+                return false;
+            }
+            Some(Defect::InterpNotTerminated) => {
+                self.add(truncated(
+                    format!("{shown} has a corrupt PT_INTERP entry (not NUL-terminated)"),
+                    Some("ENOEXEC"),
+                ));
+                return false;
+            }
+            Some(Defect::InterpPastEnd { end, size }) => {
+                self.add(truncated(
+                    format!("{shown} is cut short: its loader path (PT_INTERP) ends at byte {end}, past the end of the {size}-byte file"),
+                    Some("EIO"),
+                ));
+                return false;
+            }
+            _ => {}
+        }
+        if let Some(ld) = info.interp.clone()
+            && !self.check_loader(x, res, &info, &ld)
+        {
+            return false;
+        }
+        if !self.check_file_caps(x, res, file) {
+            return false;
+        }
+        if let Some(Defect::SegmentsPastEnd { end, size }) = &info.defect {
+            let f = truncated(
+                format!("{shown} is cut short: its loadable segments end at byte {end}, past the end of the {size}-byte file, so the process dies by SIGBUS or SIGSEGV right after exec"),
+                None,
+            )
+            .expect("the process is killed by SIGBUS/SIGSEGV (exit 135 or 139)".into());
+            self.add(f);
+            return false;
+        }
+        true
+    }
+
+    fn arch_mismatch(
+        &mut self,
+        x: Exec<'_>,
+        res: &Resolved,
+        header: &[u8],
+        info: &ElfInfo,
+        desc: &str,
+        arch: &str,
+    ) {
+        let shown = escape_bytes(&res.path);
+        let host = &self.host.machine;
+        let mut buf = [0u8; BINPRM_BUF_SIZE];
+        let k = header.len().min(BINPRM_BUF_SIZE);
+        buf[..k].copy_from_slice(&header[..k]);
+        let state = self.host.binfmt();
+        let disabled: Vec<binfmt::Entry> = binfmt::disabled_matches(state, &buf, x.path)
+            .into_iter()
+            .cloned()
+            .collect();
+        let (mounted, globally_enabled) = match state {
+            binfmt::State::Mounted { enabled, .. } => (true, *enabled),
+            _ => (false, false),
+        };
+        let compat = self
+            .host
+            .compat_note
+            .clone()
+            .filter(|_| arch == "i386" || arch == "arm");
+        let install = format!(
+            "use an image built for {host} (docker run --platform linux/{}), or register an emulator for {arch} with the F flag: apt-get install qemu-user-static (Debian/Ubuntu) or docker run --privileged --rm tonistiigi/binfmt --install {arch}",
+            platform_of(host),
+        );
+        let mut f = if !mounted {
+            Finding::new(
+                Code::ArchMismatch,
+                Severity::Warning,
+                format!(
+                    "{shown} is {desc}; this host runs {host} natively, and binfmt_misc is not visible here, so whether an emulator takes it is unknown"
+                ),
+                format!(
+                    "mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) to let execguard see the handlers; {install}"
+                ),
+            )
+        } else if let Some(d) = disabled.first() {
+            let why = if globally_enabled {
+                format!(
+                    "binfmt_misc handler {} would take it but is disabled",
+                    d.name
+                )
+            } else {
+                "binfmt_misc is disabled as a whole (status: disabled)".to_string()
+            };
+            Finding::new(
+                Code::ArchMismatch,
+                Severity::Error,
+                format!("{shown} is {desc} and this host runs {host} natively; {why}"),
+                if globally_enabled {
+                    format!("enable it: echo 1 > /proc/sys/fs/binfmt_misc/{}", d.name)
+                } else {
+                    "enable binfmt_misc: echo 1 > /proc/sys/fs/binfmt_misc/status".to_string()
+                },
+            )
+            .with("disabled_handler", d.name.clone())
+        } else {
+            Finding::new(
+                Code::ArchMismatch,
+                Severity::Error,
+                format!(
+                    "{shown} is {desc}, but this host runs {host} natively and no enabled binfmt_misc handler takes {arch}"
+                ),
+                install,
+            )
+        };
+        f = f
+            .errno("ENOEXEC")
+            .expect(exec_line(x, "ENOEXEC"))
+            .at(&res.path)
+            .with("file_arch", arch.to_string())
+            .with("host_arch", host.clone())
+            .with("elf", desc.to_string())
+            .with(
+                "binfmt_misc",
+                if !mounted {
+                    "not mounted"
+                } else if globally_enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+            );
+        if let Some(c) = compat {
+            f = f.with("compat", c);
+        }
+        self.add(f);
+        if mounted {
+            for d in &disabled {
+                let w = Finding::new(
+                    Code::BinfmtHandlerDisabled,
+                    Severity::Warning,
+                    format!(
+                        "binfmt_misc handler {} matches {shown} but {}",
+                        d.name,
+                        if globally_enabled {
+                            "is disabled"
+                        } else {
+                            "binfmt_misc is disabled as a whole"
+                        }
+                    ),
+                    if globally_enabled {
+                        format!("echo 1 > /proc/sys/fs/binfmt_misc/{}", d.name)
+                    } else {
+                        "echo 1 > /proc/sys/fs/binfmt_misc/status".into()
+                    },
+                )
+                .at(&res.path)
+                .with("handler", d.name.clone())
+                .with_bytes("interpreter", d.interpreter.as_bytes());
+                self.add(w);
+            }
+        } else {
+            let u = Finding::new(
+                Code::Unverifiable,
+                Severity::Info,
+                "binfmt_misc is not mounted in this mount namespace: its handlers are unknown, not missing".into(),
+                "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc".into(),
+            )
+            .with("binfmt_misc_root", self.host.binfmt_root.display().to_string());
+            self.add(u);
+        }
+        let _ = info;
+    }
+
+    /// The ELF loader (PT_INTERP): opened with open_exec in the container, then it must be an
+    /// ELF of the same machine (load_elf_binary: ELIBBAD otherwise).
+    fn check_loader(&mut self, x: Exec<'_>, res: &Resolved, info: &ElfInfo, ld: &[u8]) -> bool {
+        let shown = escape_bytes(&res.path);
+        let lds = escape_bytes(ld);
+        let (_, r) = self.resolve(ld);
+        let lres = match r {
+            Resolution::Found(l) => l,
+            Resolution::Unverifiable { .. } => {
+                self.report_unresolved(ld, r, "the ELF loader", None);
+                return true;
+            }
+            _ => {
+                let (libc_of_binary, fix) = libc_family(ld);
+                let present = self.present_loaders();
+                let mut msg = format!(
+                    "{shown} is dynamically linked and needs the loader {lds}, which does not exist in the container"
+                );
+                let mut hint = fix.to_string();
+                if let Some(other) = present.first() {
+                    let (img_libc, _) = libc_family(other.as_bytes());
+                    if img_libc != libc_of_binary {
+                        msg.push_str(&format!(
+                            " ({} binary, the image has {img_libc}'s loader {other})",
+                            libc_of_binary
+                        ));
+                        hint = format!(
+                            "the program was built against {libc_of_binary} but the image uses {img_libc}: build it for {img_libc} (or statically, e.g. CGO_ENABLED=0 for Go), use a {libc_of_binary}-based image, or add a compatibility layer (gcompat / libc6-compat on Alpine)"
+                        );
+                    }
+                }
+                let f = Finding::new(Code::InterpreterMissing, Severity::Error, msg, hint)
+                    .errno("ENOENT")
+                    .expect(exec_line(x, "ENOENT"))
+                    .at(&res.path)
+                    .with_bytes("loader", ld)
+                    .with("binary_libc", libc_of_binary)
+                    .with("loaders_in_image", present);
+                self.add(f);
+                return false;
+            }
+        };
+        self.link(&lres.path, "elf-interpreter");
+        let lshown = escape_bytes(&lres.path);
+        let mode = lres.stat.st_mode;
+        let unusable = |why: String, errno: &'static str, hint: &str| {
+            Finding::new(
+                Code::InterpreterMissing,
+                Severity::Error,
+                format!("the loader {lds} of {shown} cannot be used: {why}"),
+                hint.to_string(),
+            )
+            .errno(errno)
+            .expect(exec_line(x, errno))
+            .at(&res.path)
+            .with_bytes("loader", ld)
+            .with_bytes("loader_resolved", &lres.path)
+        };
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            self.add(unusable(
+                format!("{lshown} is not a regular file"),
+                "EACCES",
+                "restore the loader from the libc package",
+            ));
+            return false;
+        }
+        if !self.user.may_exec(mode, lres.stat.st_uid, lres.stat.st_gid)
+            || lres
+                .dirs
+                .iter()
+                .any(|d| !self.user.may_search(d.mode, d.uid, d.gid))
+        {
+            self.add(unusable(
+                format!(
+                    "the user may not execute {lshown} (mode {:04o})",
+                    mode & 0o7777
+                ),
+                "EACCES",
+                "restore the loader's mode (0755)",
+            ));
+            return false;
+        }
+        if let Some(why) = self.noexec(&lres) {
+            self.add(unusable(
+                format!("it lies on a noexec mount ({why})"),
+                "EACCES",
+                "drop noexec from that mount",
+            ));
+            return false;
+        }
+        let Ok(lfile) = resolve::open_for_read(&lres) else {
+            return true;
+        };
+        let mut lh = vec![0u8; 1024];
+        let n = read_prefix(&lfile, &mut lh);
+        lh.truncate(n);
+        match elf::parse(&lh, &lfile) {
+            Some(li)
+                if li.machine == info.machine
+                    && li.class == info.class
+                    && li.endian == info.endian =>
+            {
+                true
+            }
+            Some(li) => {
+                self.add(unusable(
+                    format!(
+                        "it is {}, but the program is {}",
+                        elf::describe(&li),
+                        elf::arch_name(info.class, info.endian, info.machine)
+                    ),
+                    "ELIBBAD",
+                    "install the loader and libraries of the program's architecture, or use a matching image",
+                ));
+                false
+            }
+            None => {
+                self.add(unusable(
+                    format!("{lshown} is not an ELF file"),
+                    "ELIBBAD",
+                    "restore the loader from the libc package",
+                ));
+                false
+            }
+        }
+    }
+
+    /// Loaders that exist in the image, to name its libc.
+    fn present_loaders(&self) -> Vec<String> {
+        const KNOWN: &[&str] = &[
+            "/lib/ld-musl-x86_64.so.1",
+            "/lib/ld-musl-aarch64.so.1",
+            "/lib/ld-musl-armhf.so.1",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/ld-linux-aarch64.so.1",
+            "/lib/ld-linux-armhf.so.3",
+            "/lib/ld-linux.so.2",
+            "/lib64/ld64.so.2",
+            "/lib/ld64.so.1",
+        ];
+        KNOWN
+            .iter()
+            .filter(|p| matches!(self.root.resolve(p.as_bytes(), true), Resolution::Found(_)))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    fn check_file_caps(&mut self, x: Exec<'_>, res: &Resolved, file: &std::fs::File) -> bool {
+        let Some(fc) = filecaps::read(file) else {
+            return true;
+        };
+        // A revision-3 root id that is not the namespace's root makes the kernel ignore them.
+        if let Some(rootid) = fc.rootid
+            && rootid != 0
+            && self.user.uid_map.is_empty()
+        {
+            return true;
+        }
+        let full = u64::MAX;
+        let (bounding, inheritable) = match &self.spec.caps {
+            Some(c) => (
+                filecaps::mask_of(&c.bounding),
+                filecaps::mask_of(&c.inheritable),
+            ),
+            None => (full, 0),
+        };
+        let missing = filecaps::missing(&fc, bounding, inheritable);
+        if missing == 0 {
+            return true;
+        }
+        let names = filecaps::names_of(missing);
+        let shown = escape_bytes(&res.path);
+        let f = Finding::new(
+            Code::FileCapsExceedBounding,
+            Severity::Error,
+            format!(
+                "{shown} carries file capabilities ({}) with the effective bit that the container's bounding set does not allow, so exec fails even for root",
+                names.join(", ")
+            ),
+            format!(
+                "add them to the container (docker run --cap-add {}), or remove them from the file (setcap -r)",
+                names
+                    .iter()
+                    .map(|n| n.trim_start_matches("CAP_").to_string())
+                    .collect::<Vec<_>>()
+                    .join(" --cap-add ")
+            ),
+        )
+        .errno("EPERM")
+        .expect(exec_line(x, "EPERM"))
+        .at(&res.path)
+        .with("missing_capabilities", names)
+        .with("file_permitted", filecaps::names_of(fc.permitted));
+        self.add(f);
+        false
+    }
+
+    fn check_other(&mut self, x: Exec<'_>, res: &Resolved, header: &[u8], size: u64) -> bool {
+        let shown = escape_bytes(&res.path);
+        // glibc's execvp (tini, shells) runs an ENOEXEC file with /bin/sh: a text file without
+        // #! then works, binary data gives a shell syntax error.
+        let via_execvp = matches!(x.caller, Caller::Execvp(_));
+        let f = match sniff::sniff(header, size) {
+            Format::GitLfsPointer { oid, size: lfs_size } => {
+                let mut f = Finding::new(
+                    Code::GitLfsPointer,
+                    Severity::Error,
+                    format!("{shown} is a Git LFS pointer file, not the program: the real file was never fetched"),
+                    "run `git lfs pull` (or enable LFS in the CI checkout) before building the image".into(),
+                );
+                if let Some(o) = oid {
+                    f = f.with("lfs_oid", escape_bytes(o.as_bytes()));
+                }
+                if let Some(s) = lfs_size {
+                    f = f.with("lfs_size", s);
+                }
+                f
+            }
+            Format::Foreign(what) => Finding::new(
+                Code::ForeignFormat,
+                Severity::Error,
+                format!("{shown} is a {what}, which Linux cannot exec"),
+                "copy the Linux build of the program into the image".into(),
+            )
+            .with("format", what),
+            Format::Text(flaws) if flaws.bom_then_shebang => Finding::new(
+                Code::ShebangBom,
+                Severity::Error,
+                format!("{shown} starts with a UTF-8 byte-order mark before #!, so the kernel does not see the #! line"),
+                "save the script as UTF-8 without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//'`)".into(),
+            ),
+            Format::Text(flaws) => {
+                let why = if flaws.leading_blank_then_shebang {
+                    "the #! line is not the first line (blank lines or spaces come first)"
+                } else if flaws.bang_hash {
+                    "it starts with !# instead of #!"
+                } else if flaws.hash_space_bang {
+                    "it starts with \"# !\" instead of #!"
+                } else if flaws.bang_only {
+                    "it starts with ! without the #"
+                } else {
+                    "it has no #! line"
+                };
+                let sev = if via_execvp { Severity::Warning } else { Severity::Error };
+                let mut f = Finding::new(
+                    Code::NoShebang,
+                    sev,
+                    format!("{shown} is a text file the kernel cannot exec: {why}"),
+                    "put #!/bin/sh (or the right interpreter) as the very first bytes of the file".into(),
+                );
+                if via_execvp {
+                    f = f.with("note", "execvp runs it with /bin/sh instead");
+                }
+                f
+            }
+            Format::Binary { all_zero } => Finding::new(
+                Code::UnknownFormat,
+                Severity::Error,
+                if all_zero {
+                    format!("{shown} holds only zero bytes: the file is corrupt (a failed copy or layer unpack)")
+                } else {
+                    format!("{shown} is binary data that no loader or binfmt_misc handler takes")
+                },
+                "rebuild or re-pull the image; check that the right file was copied".into(),
+            )
+            .with("all_zero", all_zero),
+            Format::Empty | Format::Elf | Format::Script => return true,
+        };
+        let head: Vec<u8> = header.iter().take(16).copied().collect();
+        let f = f
+            .errno("ENOEXEC")
+            .expect(exec_line(x, "ENOEXEC"))
+            .at(&res.path)
+            .with("first_bytes", hex(&head));
+        let stop = f.severity == Severity::Error;
+        self.add(f);
+        !stop
+    }
+
+    /// Programs that exec the next program themselves.
+    fn follow_wrappers(&mut self, path: &[u8], args: &[Vec<u8>], hops: usize) {
+        if hops >= MAX_CHAIN || self.chain.len() >= MAX_CHAIN {
+            return;
+        }
+        let base = base_name(path);
+        let name_arg = args
+            .first()
+            .map(|a| base_name(a).to_vec())
+            .unwrap_or_default();
+        // busybox dispatches by argv[0]; `busybox sh -c` by argv[1].
+        let (base, args) = if base == b"busybox" && name_arg == b"busybox" && args.len() > 1 {
+            (base_name(&args[1]).to_vec(), &args[1..])
+        } else if base == b"busybox" {
+            (name_arg.clone(), args)
+        } else {
+            (base.to_vec(), args)
+        };
+        let (who, child): (&'static str, Option<(usize, &'static str)>) = match base.as_slice() {
+            b"tini" | b"tini-static" | b"docker-init" => {
+                ("tini", tini_child(args).map(|i| (i, "init-wrapper-child")))
+            }
+            b"dumb-init" => (
+                "dumb-init",
+                dumb_init_child(args).map(|i| (i, "init-wrapper-child")),
+            ),
+            b"catatonit" => (
+                "catatonit",
+                catatonit_child(args).map(|i| (i, "init-wrapper-child")),
+            ),
+            b"sh" | b"bash" | b"dash" | b"ash" | b"zsh" | b"ksh" | b"mksh" => ("sh", None),
+            _ => return,
+        };
+        if who == "sh" {
+            self.follow_shell(args, hops);
+            return;
+        }
+        let Some((i, role)) = child else { return };
+        let rest: Vec<Vec<u8>> = args[i..].to_vec();
+        let Some(name) = rest.first().cloned() else {
+            return;
+        };
+        let path_var = self.spec.env_path().unwrap_or("/bin:/usr/bin").to_string();
+        self.exec_child(who, role, &name, &rest, &path_var, hops);
+    }
+
+    fn exec_child(
+        &mut self,
+        who: &'static str,
+        role: &'static str,
+        name: &[u8],
+        args: &[Vec<u8>],
+        path_var: &str,
+        hops: usize,
+    ) {
+        let found = if name.contains(&b'/') {
+            let (abs, r) = self.resolve(name);
+            match r {
+                Resolution::Found(res) => Some((name.to_vec(), Box::new(res))),
+                other => {
+                    let line = format!(
+                        "{who}: exec {} failed: {}",
+                        escape_bytes(name),
+                        strerror_c(resolution_errno(&other))
+                    );
+                    self.report_unresolved(&abs, other, "the program started by", Some(line));
+                    return;
+                }
+            }
+        } else {
+            match self.lookup_in_path(name, path_var, Some(who)) {
+                Lookup::Found(p, r) => Some((p, r)),
+                Lookup::Failed => return,
+            }
+        };
+        let Some((path, res)) = found else { return };
+        self.link(&res.path, role);
+        let x = Exec {
+            path: &path,
+            caller: Caller::Execvp(who),
+        };
+        if self.check_file(x, &res, 0) {
+            self.follow_wrappers(&res.path, args, hops + 1);
+        }
+    }
+
+    /// `sh -c "cmd args"` whose first word is a simple command: check that command too.
+    fn follow_shell(&mut self, args: &[Vec<u8>], hops: usize) {
+        let Some(pos) = args.iter().position(|a| a == b"-c") else {
+            return;
+        };
+        let Some(script) = args.get(pos + 1) else {
+            return;
+        };
+        let Some(word) = first_simple_word(script) else {
+            return;
+        };
+        let path_var = self
+            .spec
+            .env_path()
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .to_string();
+        self.exec_child(
+            "sh",
+            "shell-command",
+            &word,
+            std::slice::from_ref(&word),
+            &path_var,
+            hops,
+        );
+    }
+}
+
+/// The errno a failed resolution stands for.
+fn resolution_errno(r: &Resolution) -> &'static str {
+    match r {
+        Resolution::NotDirectory { .. } => "ENOTDIR",
+        Resolution::Loop { .. } => "ELOOP",
+        Resolution::NameTooLong => "ENAMETOOLONG",
+        _ => "ENOENT",
+    }
+}
+
+fn links_json(links: &[resolve::Link]) -> serde_json::Value {
+    links
+        .iter()
+        .map(|l| format!("{} -> {}", escape_bytes(&l.at), escape_bytes(&l.target)))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn mount_desc(m: &Mount) -> String {
+    let kind = match &m.kind {
+        MountKind::Bind { source } => {
+            format!("bind from {}", escape_bytes(source.as_os_str().as_bytes()))
+        }
+        MountKind::Opaque { fstype } => escape_bytes(fstype.as_bytes()),
+    };
+    format!("{} {kind}", escape_bytes(&m.destination))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The libc a loader path belongs to, and the usual fix.
+fn libc_family(ld: &[u8]) -> (&'static str, &'static str) {
+    let b = base_name(ld);
+    if b.starts_with(b"ld-musl") {
+        (
+            "musl",
+            "install musl in the image (apk add musl) or use an Alpine-based image, or build statically",
+        )
+    } else if b.starts_with(b"ld-linux") || b.starts_with(b"ld64.so") || b == b"ld.so.1" {
+        (
+            "glibc",
+            "install glibc in the image (a Debian/Ubuntu base, or gcompat on Alpine), or build statically",
+        )
+    } else {
+        (
+            "an unknown libc",
+            "install the loader the program names, or build statically",
+        )
+    }
+}
+
+/// The Docker platform word for a machine name.
+fn platform_of(machine: &str) -> &str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        m if m.starts_with("armv7") => "arm/v7",
+        "i686" | "i386" => "386",
+        m => m,
+    }
+}
+
+/// Read the file's first bytes with positioned reads (no seek, bounded by the buffer).
+fn read_prefix(file: &std::fs::File, buf: &mut [u8]) -> usize {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// tini's child: after its options (getopt "+hsvwgle:p:") or `--`.
+fn tini_child(args: &[Vec<u8>]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        if a == b"--" {
+            return (i + 1 < args.len()).then_some(i + 1);
+        }
+        if a.first() != Some(&b'-') || a.len() < 2 {
+            return Some(i);
+        }
+        // -e CODE and -p SIGNAL take a value (attached or next).
+        let last = a.last().copied();
+        if (a.contains(&b'e') || a.contains(&b'p'))
+            && a.len() == 2
+            && matches!(last, Some(b'e' | b'p'))
+        {
+            i += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// dumb-init's child: after its options (`-r/--rewrite s:r` takes a value) or `--`.
+fn dumb_init_child(args: &[Vec<u8>]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        if a == b"--" {
+            return (i + 1 < args.len()).then_some(i + 1);
+        }
+        if a.first() != Some(&b'-') {
+            return Some(i);
+        }
+        if a == b"-r" || a == b"--rewrite" {
+            i += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// catatonit's child: after its flags (`-g`, `-p`, `-P`, `-L`) or `--`.
+fn catatonit_child(args: &[Vec<u8>]) -> Option<usize> {
+    dumb_init_child(args)
+}
+
+/// The first word of a shell command when it is a plain program name or path.
+fn first_simple_word(script: &[u8]) -> Option<Vec<u8>> {
+    let mut words = script
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let mut w = words.next()?;
+    if w == b"exec" {
+        w = words.next()?;
+    }
+    const META: &[u8] = b"$`'\"\\|&;<>(){}*?[]~=#!";
+    if w.iter().any(|b| META.contains(b)) {
+        return None;
+    }
+    const BUILTINS: &[&[u8]] = &[
+        b"cd",
+        b"echo",
+        b"export",
+        b"set",
+        b"unset",
+        b"if",
+        b"then",
+        b"for",
+        b"while",
+        b"until",
+        b"case",
+        b"do",
+        b"done",
+        b"fi",
+        b".",
+        b"source",
+        b"true",
+        b"false",
+        b"exit",
+        b"read",
+        b"test",
+        b"[",
+        b"printf",
+        b"trap",
+        b"wait",
+        b"eval",
+        b"ulimit",
+        b"umask",
+        b"shift",
+        b"command",
+        b"type",
+        b"alias",
+        b"local",
+        b"return",
+        b"break",
+        b"continue",
+        b":",
+        b"pwd",
+        b"kill",
+    ];
+    if BUILTINS.contains(&w) {
+        return None;
+    }
+    Some(w.to_vec())
+}
+
+/// A path as bytes (helper for callers holding `Path`s).
+pub fn path_bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
+
+/// The file name of an OsStr path.
+pub fn os_base(p: &OsStr) -> &[u8] {
+    base_name(p.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<Vec<u8>> {
+        args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn tini_child_positions() {
+        assert_eq!(tini_child(&v(&["tini", "--", "/app", "x"])), Some(2));
+        assert_eq!(tini_child(&v(&["tini", "-s", "-g", "/app"])), Some(3));
+        assert_eq!(
+            tini_child(&v(&["tini", "-e", "143", "--", "/app"])),
+            Some(4)
+        );
+        assert_eq!(tini_child(&v(&["docker-init", "--"])), None);
+        assert_eq!(tini_child(&v(&["tini"])), None);
+    }
+
+    #[test]
+    fn dumb_init_child_positions() {
+        assert_eq!(
+            dumb_init_child(&v(&["dumb-init", "-r", "15:2", "/app"])),
+            Some(3)
+        );
+        assert_eq!(
+            dumb_init_child(&v(&["dumb-init", "--single-child", "--", "/app"])),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn shell_first_words() {
+        assert_eq!(
+            first_simple_word(b"  exec /app --x"),
+            Some(b"/app".to_vec())
+        );
+        assert_eq!(first_simple_word(b"app && b"), Some(b"app".to_vec()));
+        assert_eq!(first_simple_word(b"$APP x"), None);
+        assert_eq!(first_simple_word(b"FOO=1 app"), None);
+        assert_eq!(first_simple_word(b"echo hi"), None);
+        assert_eq!(first_simple_word(b""), None);
+    }
+
+    #[test]
+    fn exec_lines_by_caller() {
+        let x = Exec {
+            path: b"/app",
+            caller: Caller::Runtime,
+        };
+        assert_eq!(exec_line(x, "ENOEXEC"), "exec /app: exec format error");
+        let x = Exec {
+            path: b"/app",
+            caller: Caller::Execvp("tini"),
+        };
+        assert_eq!(
+            exec_line(x, "ENOENT"),
+            "tini: exec /app failed: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn libc_families() {
+        assert_eq!(libc_family(b"/lib/ld-musl-x86_64.so.1").0, "musl");
+        assert_eq!(libc_family(b"/lib64/ld-linux-x86-64.so.2").0, "glibc");
+    }
+}

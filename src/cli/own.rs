@@ -1,0 +1,125 @@
+//! execguard's own subcommands: `check` (diagnose a bundle without starting anything) and
+//! `help`. Parsed strictly with clap: these are for people and CI, not for engines.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::host::Host;
+
+/// Names of execguard's own subcommands (none is a runc or crun subcommand, except `help`,
+/// which no engine calls).
+pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help"];
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "execguard",
+    version,
+    about = "A drop-in OCI runtime that explains why a container's process cannot be exec'd, before the kernel refuses it.",
+    long_about = "A drop-in OCI runtime that explains why a container's process cannot be exec'd, before the kernel refuses it.\n\n\
+Called like runc (any runc or crun command line), it checks the process on create and run, writes \
+a diagnosis to stderr, the runtime's --log file and its own log, then hands over to the real runtime \
+unchanged. Every other subcommand is passed straight through.\n\n\
+Leading flags of execguard's own: --execguard-runtime=PATH, --execguard-config=PATH, --execguard-version."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Diagnose a bundle's process without starting anything.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// The bundle directory (holding config.json).
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Check as if the host were this machine (uname -m); for testing.
+    #[arg(long, hide = true)]
+    host_machine: Option<String>,
+    /// With --host-machine: the compat machine (i386 on x86_64, arm on aarch64) is not allowed.
+    #[arg(long, hide = true)]
+    no_compat: bool,
+    /// Read binfmt_misc from this directory.
+    #[arg(long)]
+    binfmt_root: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Run an own subcommand; returns the exit status.
+pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
+    let mut argv = vec![OsString::from("execguard")];
+    argv.extend(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Check(a) => check(a, config_flag),
+    }
+}
+
+fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
+    let cfg_path = crate::config::config_path(config_flag, std::env::var_os("EXECGUARD_CONFIG"));
+    let cfg = match crate::config::Config::load(&cfg_path) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "execguard: {e}; checking with the defaults"
+            );
+            crate::config::Config::default()
+        }
+    };
+    let binfmt_root = a.binfmt_root.unwrap_or(cfg.binfmt_misc_root.clone());
+    let spec = match crate::spec::load(&a.bundle) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "execguard: cannot check: {e}");
+            return 2;
+        }
+    };
+    let host = match &a.host_machine {
+        Some(m) => Host::with_machine(m, !a.no_compat, binfmt_root),
+        None => Host::detect(binfmt_root),
+    };
+    let mut d = match crate::check::diagnose_bundle(&spec, &host) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "execguard: cannot check: {e}");
+            return 2;
+        }
+    };
+    d.silence(&cfg.silenced());
+    let out = match a.format {
+        Format::Json => {
+            let mut s = crate::diagnosis::render::json(&d);
+            s.push('\n');
+            s
+        }
+        Format::Text => crate::diagnosis::render::text(&d),
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    if d.verdict == crate::diagnosis::Verdict::Fail {
+        1
+    } else {
+        0
+    }
+}

@@ -1,0 +1,353 @@
+//! Finding the real runtime and handing over to it.
+//!
+//! Order (first match wins): `--execguard-runtime=PATH`, `EXECGUARD_RUNTIME`, the name execguard
+//! was invoked by (`execguard-crun` means `crun`: containerd's `BinaryName` carries no arguments),
+//! the config file's `runtime`, else `runc` then `crun` on PATH. A candidate that is execguard
+//! itself (same device and inode as /proc/self/exe) is skipped. A loop through wrapper scripts
+//! (dockerd writes one for `runtimeArgs`) is caught by [`MARKER`], which execguard sets in the
+//! runtime's environment only; the container's environment comes from config.json.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Environment variable set for the real runtime; seeing it on entry means a loop.
+pub const MARKER: &str = "EXECGUARD_DELEGATED";
+
+/// PATH used when the environment has none (the usual root PATH on Debian).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a runtime choice came from (for `--execguard-version` and error messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `--execguard-runtime=`.
+    Flag,
+    /// `EXECGUARD_RUNTIME`.
+    Env,
+    /// The name execguard was invoked by.
+    InvokedName,
+    /// The config file.
+    Config,
+    /// The default search on PATH.
+    DefaultSearch,
+}
+
+impl Source {
+    /// Human words for the source.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::Flag => "--execguard-runtime",
+            Source::Env => "EXECGUARD_RUNTIME",
+            Source::InvokedName => "the name execguard was invoked by",
+            Source::Config => "the config file",
+            Source::DefaultSearch => "runc, then crun, on PATH",
+        }
+    }
+}
+
+/// The runtime execguard will exec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// Path to exec (as found, not canonicalised: the runtime sees it as argv[0]).
+    pub path: PathBuf,
+    /// Where the choice came from.
+    pub source: Source,
+}
+
+/// Why no runtime can be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DelegateError {
+    /// Nothing usable was found.
+    #[error("no OCI runtime found: looked for {looked} ({origin_desc}); install runc or crun, or set --execguard-runtime=PATH, EXECGUARD_RUNTIME or \"runtime\" in the config", origin_desc = .origin.describe())]
+    NotFound {
+        /// What was looked for, and where.
+        looked: String,
+        /// Which setting named it.
+        origin: Source,
+    },
+    /// execguard was started by the runtime it handed over to.
+    #[error(
+        "runtime loop: execguard was started again by the runtime it called ({MARKER} is set); the configured runtime leads back to execguard"
+    )]
+    Loop,
+    /// execve itself failed.
+    #[error("cannot exec runtime {path}: {errno}")]
+    Exec {
+        /// The runtime.
+        path: PathBuf,
+        /// The error.
+        errno: nix::errno::Errno,
+    },
+}
+
+/// The inputs of the runtime choice, gathered by the caller (no I/O here).
+#[derive(Clone, Debug, Default)]
+pub struct Choice<'a> {
+    /// `--execguard-runtime=` value.
+    pub flag: Option<&'a OsStr>,
+    /// `EXECGUARD_RUNTIME`.
+    pub env: Option<OsString>,
+    /// argv[0] of execguard.
+    pub argv0: Option<&'a OsStr>,
+    /// The config's `runtime`.
+    pub config: Option<&'a str>,
+    /// PATH of the caller.
+    pub path_var: Option<OsString>,
+}
+
+/// The explicit name in execguard's own invocation name (`execguard-crun` → `crun`).
+pub fn name_from_argv0(argv0: &OsStr) -> Option<&OsStr> {
+    let base = Path::new(argv0).file_name()?.as_bytes();
+    let rest = base.strip_prefix(b"execguard-")?;
+    (!rest.is_empty()).then(|| OsStr::from_bytes(rest))
+}
+
+/// The device and inode of the running executable.
+fn self_identity() -> Option<(u64, u64)> {
+    std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+fn usable(path: &Path, me: Option<(u64, u64)>) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.is_file() && m.mode() & 0o111 != 0 && me != Some((m.dev(), m.ino())),
+        Err(_) => false,
+    }
+}
+
+/// Look a name up: a value with a `/` is a path; otherwise each PATH entry in turn.
+fn find(name: &OsStr, path_var: &OsStr, me: Option<(u64, u64)>) -> Option<PathBuf> {
+    if name.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(name);
+        return usable(&p, me).then_some(p);
+    }
+    std::env::split_paths(path_var)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(name))
+        .find(|p| usable(p, me))
+}
+
+/// Choose the runtime.
+///
+/// # Errors
+/// [`DelegateError::NotFound`] naming what was looked for and where.
+pub fn choose(c: &Choice<'_>) -> Result<Runtime, DelegateError> {
+    let me = self_identity();
+    let path_var = c
+        .path_var
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let explicit: Option<(OsString, Source)> = if let Some(f) = c.flag {
+        Some((f.to_os_string(), Source::Flag))
+    } else if let Some(e) = c.env.clone().filter(|e| !e.is_empty()) {
+        Some((e, Source::Env))
+    } else if let Some(n) = c.argv0.and_then(name_from_argv0) {
+        Some((n.to_os_string(), Source::InvokedName))
+    } else {
+        c.config.map(|s| (OsString::from(s), Source::Config))
+    };
+    if let Some((name, source)) = explicit {
+        return match find(&name, &path_var, me) {
+            Some(path) => Ok(Runtime { path, source }),
+            None => Err(DelegateError::NotFound {
+                looked: format!(
+                    "{} (PATH={})",
+                    crate::sanitize::escape_bytes(name.as_bytes()),
+                    crate::sanitize::escape_bytes(path_var.as_bytes())
+                ),
+                origin: source,
+            }),
+        };
+    }
+    for name in ["runc", "crun"] {
+        if let Some(path) = find(OsStr::new(name), &path_var, me) {
+            return Ok(Runtime {
+                path,
+                source: Source::DefaultSearch,
+            });
+        }
+    }
+    Err(DelegateError::NotFound {
+        looked: format!(
+            "runc and crun in PATH={}",
+            crate::sanitize::escape_bytes(path_var.as_bytes())
+        ),
+        origin: Source::DefaultSearch,
+    })
+}
+
+/// Replace this process with the runtime: argv[0] is the runtime's path as found, the other
+/// arguments are forwarded byte for byte, the environment is inherited plus [`MARKER`], and
+/// every inherited file descriptor stays open. Returns only on failure.
+pub fn exec(runtime: &Runtime, args: &[OsString]) -> DelegateError {
+    let to_c = |b: Vec<u8>| CString::new(b).ok();
+    let Some(prog) = to_c(runtime.path.as_os_str().as_bytes().to_vec()) else {
+        return DelegateError::Exec {
+            path: runtime.path.clone(),
+            errno: nix::errno::Errno::EINVAL,
+        };
+    };
+    let mut argv = Vec::with_capacity(args.len() + 1);
+    argv.push(prog.clone());
+    for a in args {
+        // An argument cannot hold a NUL byte when it came from argv.
+        match to_c(a.clone().into_vec()) {
+            Some(c) => argv.push(c),
+            None => {
+                return DelegateError::Exec {
+                    path: runtime.path.clone(),
+                    errno: nix::errno::Errno::EINVAL,
+                };
+            }
+        }
+    }
+    let mut envp: Vec<CString> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k == MARKER {
+            continue;
+        }
+        let mut kv = k.into_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        if let Some(c) = to_c(kv) {
+            envp.push(c);
+        }
+    }
+    if let Some(c) = to_c(format!("{MARKER}=1").into_bytes()) {
+        envp.push(c);
+    }
+    // Rust's runtime ignores SIGPIPE at start-up; the real runtime expects the default.
+    // SAFETY: resetting a signal disposition to its default before exec is always sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    match nix::unistd::execve(&prog, &argv, &envp) {
+        Err(errno) => DelegateError::Exec {
+            path: runtime.path.clone(),
+            errno,
+        },
+        Ok(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn exe(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn invoked_name_selects_the_runtime() {
+        assert_eq!(
+            name_from_argv0(OsStr::new("/usr/local/bin/execguard-crun")),
+            Some(OsStr::new("crun"))
+        );
+        assert_eq!(name_from_argv0(OsStr::new("execguard")), None);
+        assert_eq!(name_from_argv0(OsStr::new("execguard-")), None);
+        assert_eq!(name_from_argv0(OsStr::new("/x/runc")), None);
+    }
+
+    #[test]
+    fn precedence_flag_env_name_config_search() {
+        let d = tempfile::tempdir().unwrap();
+        let a = exe(d.path(), "a");
+        let b = exe(d.path(), "b");
+        let crun = exe(d.path(), "crun");
+        let cfg = exe(d.path(), "cfg");
+        let runc = exe(d.path(), "runc");
+        let path_var = Some(d.path().as_os_str().to_os_string());
+        let base = Choice {
+            flag: Some(a.as_os_str()),
+            env: Some(b.clone().into_os_string()),
+            argv0: Some(OsStr::new("/usr/bin/execguard-crun")),
+            config: Some("cfg"),
+            path_var: path_var.clone(),
+        };
+        assert_eq!(choose(&base).unwrap().path, a);
+        let c = Choice {
+            flag: None,
+            ..base.clone()
+        };
+        assert_eq!(
+            choose(&c).unwrap(),
+            Runtime {
+                path: b,
+                source: Source::Env
+            }
+        );
+        let c = Choice {
+            flag: None,
+            env: None,
+            ..base.clone()
+        };
+        assert_eq!(choose(&c).unwrap().path, crun);
+        let c = Choice {
+            flag: None,
+            env: None,
+            argv0: None,
+            ..base.clone()
+        };
+        assert_eq!(choose(&c).unwrap().path, cfg);
+        let c = Choice {
+            flag: None,
+            env: None,
+            argv0: None,
+            config: None,
+            path_var,
+        };
+        assert_eq!(
+            choose(&c).unwrap(),
+            Runtime {
+                path: runc,
+                source: Source::DefaultSearch
+            }
+        );
+    }
+
+    #[test]
+    fn a_non_executable_or_missing_candidate_is_not_found_and_named() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("runc"), b"x").unwrap(); // no x bit
+        let c = Choice {
+            path_var: Some(d.path().as_os_str().to_os_string()),
+            ..Choice::default()
+        };
+        let e = choose(&c).unwrap_err().to_string();
+        assert!(e.contains("runc and crun"), "{e}");
+        assert!(e.contains(&d.path().display().to_string()), "{e}");
+        let c = Choice {
+            flag: Some(OsStr::new("/nonexistent/rt")),
+            ..Choice::default()
+        };
+        let e = choose(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("/nonexistent/rt") && e.contains("--execguard-runtime"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn execguard_itself_is_skipped() {
+        // The test binary stands in for execguard: a PATH entry that is /proc/self/exe is skipped.
+        let d = tempfile::tempdir().unwrap();
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        std::os::unix::fs::symlink(&me, d.path().join("runc")).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let real = exe(d2.path(), "runc");
+        let path_var = std::env::join_paths([d.path(), d2.path()]).unwrap();
+        let c = Choice {
+            path_var: Some(path_var),
+            ..Choice::default()
+        };
+        assert_eq!(choose(&c).unwrap().path, real);
+    }
+}

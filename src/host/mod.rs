@@ -1,0 +1,241 @@
+//! Facts about the host that decide what the kernel can exec: the native machine, the compat
+//! machines it allows, and binfmt_misc. All of it sits behind [`Host`] so the checks can be
+//! tested as if on another host (an arm64 one, a host without IA32 emulation, a fake
+//! binfmt_misc tree).
+
+pub mod binfmt;
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+
+use crate::inspect::elf::{Class, Endian};
+
+/// ELF e_machine values used here (from elf.h).
+pub mod em {
+    /// Intel 80386.
+    pub const I386: u16 = 3;
+    /// PowerPC 64.
+    pub const PPC64: u16 = 21;
+    /// IBM S/390.
+    pub const S390: u16 = 22;
+    /// ARM 32-bit.
+    pub const ARM: u16 = 40;
+    /// AMD x86-64.
+    pub const X86_64: u16 = 62;
+    /// ARM 64-bit.
+    pub const AARCH64: u16 = 183;
+    /// RISC-V.
+    pub const RISCV: u16 = 243;
+    /// LoongArch.
+    pub const LOONGARCH: u16 = 258;
+}
+
+/// One (class, byte order, machine) triple the kernel's ELF loaders accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElfTarget {
+    /// 32 or 64 bit.
+    pub class: Class,
+    /// Byte order.
+    pub endian: Endian,
+    /// e_machine.
+    pub machine: u16,
+}
+
+/// What this host can exec natively.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The machine as `uname -m` says it (`x86_64`, `aarch64`).
+    pub machine: String,
+    /// The triples binfmt_elf (and compat_binfmt_elf) accept.
+    pub native: Vec<ElfTarget>,
+    /// Why a compat triple is missing, for the explanation (`ia32_emulation=0` on the command line).
+    pub compat_note: Option<String>,
+    /// Where binfmt_misc is read from.
+    pub binfmt_root: PathBuf,
+    binfmt: OnceCell<binfmt::State>,
+}
+
+const fn t(class: Class, endian: Endian, machine: u16) -> ElfTarget {
+    ElfTarget {
+        class,
+        endian,
+        machine,
+    }
+}
+
+/// The native triple of a machine name, and its usual compat triple.
+fn targets_for(machine: &str) -> (Vec<ElfTarget>, Option<ElfTarget>) {
+    use Class::{Elf32, Elf64};
+    use Endian::{Big, Little};
+    match machine {
+        "x86_64" => (
+            vec![t(Elf64, Little, em::X86_64)],
+            Some(t(Elf32, Little, em::I386)),
+        ),
+        "i386" | "i486" | "i586" | "i686" => (vec![t(Elf32, Little, em::I386)], None),
+        "aarch64" => (
+            vec![t(Elf64, Little, em::AARCH64)],
+            Some(t(Elf32, Little, em::ARM)),
+        ),
+        "aarch64_be" => (
+            vec![t(Elf64, Big, em::AARCH64)],
+            Some(t(Elf32, Big, em::ARM)),
+        ),
+        m if m.starts_with("armv") || m == "arm" => (vec![t(Elf32, Little, em::ARM)], None),
+        "ppc64le" => (vec![t(Elf64, Little, em::PPC64)], None),
+        "ppc64" => (vec![t(Elf64, Big, em::PPC64)], None),
+        "s390x" => (vec![t(Elf64, Big, em::S390)], Some(t(Elf32, Big, em::S390))),
+        "riscv64" => (vec![t(Elf64, Little, em::RISCV)], None),
+        "loongarch64" => (vec![t(Elf64, Little, em::LOONGARCH)], None),
+        _ => (Vec::new(), None),
+    }
+}
+
+impl Host {
+    /// A host with the given machine name; `compat` says whether the usual compat machine is
+    /// allowed (IA32 emulation on x86_64, AArch32 EL0 on arm64).
+    pub fn with_machine(machine: &str, compat: bool, binfmt_root: PathBuf) -> Host {
+        let (mut native, compat_target) = targets_for(machine);
+        if compat && let Some(c) = compat_target {
+            native.push(c);
+        }
+        Host {
+            machine: machine.to_string(),
+            native,
+            compat_note: None,
+            binfmt_root,
+            binfmt: OnceCell::new(),
+        }
+    }
+
+    /// The real host.
+    pub fn detect(binfmt_root: PathBuf) -> Host {
+        let machine = nix::sys::utsname::uname()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| std::env::consts::ARCH.to_string());
+        let (compat, note) = compat_allowed(&machine);
+        let mut h = Host::with_machine(&machine, compat, binfmt_root);
+        h.compat_note = note;
+        h
+    }
+
+    /// binfmt_misc, read once on first use.
+    pub fn binfmt(&self) -> &binfmt::State {
+        self.binfmt.get_or_init(|| binfmt::load(&self.binfmt_root))
+    }
+
+    /// Use a given binfmt_misc state (tests).
+    pub fn set_binfmt(&mut self, state: binfmt::State) {
+        self.binfmt = OnceCell::from(state);
+    }
+
+    /// Whether binfmt_elf takes this triple without help.
+    pub fn runs_natively(
+        &self,
+        class: Option<Class>,
+        endian: Option<Endian>,
+        machine: u16,
+    ) -> bool {
+        self.native
+            .iter()
+            .any(|n| Some(n.class) == class && Some(n.endian) == endian && n.machine == machine)
+    }
+}
+
+/// PER_LINUX32 from <linux/personality.h> (the libc crate exports it on some targets only).
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
+/// Whether the compat machine is allowed, and why not.
+fn compat_allowed(machine: &str) -> (bool, Option<String>) {
+    match machine {
+        "x86_64" => {
+            // Linux 6.7+: `ia32_emulation=` on the command line (arch/x86/entry/common.c).
+            let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+            for word in cmdline.split_whitespace() {
+                if let Some(v) = word.strip_prefix("ia32_emulation=") {
+                    let off = matches!(v, "0" | "n" | "N" | "no" | "off" | "false");
+                    if off {
+                        return (false, Some(format!("the kernel was booted with {word}")));
+                    }
+                    return (true, None);
+                }
+            }
+            let release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let config =
+                std::fs::read_to_string(format!("/boot/config-{release}")).unwrap_or_default();
+            if config
+                .lines()
+                .any(|l| l == "# CONFIG_IA32_EMULATION is not set")
+            {
+                return (
+                    false,
+                    Some("the kernel is built without CONFIG_IA32_EMULATION".into()),
+                );
+            }
+            if config
+                .lines()
+                .any(|l| l == "CONFIG_IA32_EMULATION_DEFAULT_DISABLED=y")
+            {
+                return (
+                    false,
+                    Some("the kernel disables IA32 emulation by default".into()),
+                );
+            }
+            (true, None)
+        }
+        "aarch64" | "aarch64_be" => {
+            // personality(PER_LINUX32) fails with EINVAL when the CPU has no AArch32 EL0
+            // (arch/arm64/kernel/sys.c arm64_personality); restore the old value at once.
+            // SAFETY: personality only changes this process's execution domain and is restored.
+            unsafe {
+                let old = libc::personality(0xffff_ffff);
+                let ok = libc::personality(PER_LINUX32) != -1;
+                if old != -1 {
+                    libc::personality(old as libc::c_ulong);
+                }
+                if ok {
+                    (true, None)
+                } else {
+                    (
+                        false,
+                        Some("this CPU cannot run 32-bit arm code (no AArch32 EL0)".into()),
+                    )
+                }
+            }
+        }
+        _ => (false, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_64_runs_i386_only_with_compat() {
+        let h = Host::with_machine("x86_64", true, PathBuf::from("/nonexistent"));
+        assert!(h.runs_natively(Some(Class::Elf64), Some(Endian::Little), em::X86_64));
+        assert!(h.runs_natively(Some(Class::Elf32), Some(Endian::Little), em::I386));
+        assert!(!h.runs_natively(Some(Class::Elf64), Some(Endian::Little), em::AARCH64));
+        let h = Host::with_machine("x86_64", false, PathBuf::from("/nonexistent"));
+        assert!(!h.runs_natively(Some(Class::Elf32), Some(Endian::Little), em::I386));
+    }
+
+    #[test]
+    fn arm64_host() {
+        let h = Host::with_machine("aarch64", true, PathBuf::from("/nonexistent"));
+        assert!(h.runs_natively(Some(Class::Elf64), Some(Endian::Little), em::AARCH64));
+        assert!(h.runs_natively(Some(Class::Elf32), Some(Endian::Little), em::ARM));
+        assert!(!h.runs_natively(Some(Class::Elf64), Some(Endian::Little), em::X86_64));
+        // Byte order matters: a big-endian aarch64 binary does not run on aarch64 (LE).
+        assert!(!h.runs_natively(Some(Class::Elf64), Some(Endian::Big), em::AARCH64));
+    }
+
+    #[test]
+    fn detect_finds_this_machine() {
+        let h = Host::detect(PathBuf::from("/nonexistent"));
+        assert!(!h.native.is_empty(), "no native triple for {}", h.machine);
+    }
+}

@@ -1,0 +1,3 @@
+//! Container paths. [`resolve`] is the only door into them.
+
+pub mod resolve;
