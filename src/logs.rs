@@ -56,7 +56,7 @@ impl RuntimeLog {
 }
 
 /// Append one JSON object as one line with a single O_APPEND write, rotating the file to
-/// `<path>.1` first when it has reached the size cap. Errors are returned for the caller to
+/// `<path>.1` first when the line would take it past the size cap. Errors are returned for the caller to
 /// mention; they never stop a container.
 ///
 /// # Errors
@@ -82,7 +82,8 @@ pub fn append_json_line(cfg: &LogConfig, value: &serde_json::Value) -> std::io::
             .open(p)
     };
     let mut f = open(path)?;
-    if cfg.max_bytes > 0 && f.metadata()?.size() >= cfg.max_bytes {
+    let size = f.metadata()?.size();
+    if cfg.max_bytes > 0 && size > 0 && size + line.len() as u64 > cfg.max_bytes {
         let mut old = path.as_os_str().to_owned();
         old.push(".1");
         std::fs::rename(path, &old)?;

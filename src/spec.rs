@@ -169,6 +169,11 @@ pub fn load(bundle: &Path) -> Result<SpecView, SpecError> {
 /// # Errors
 /// The text is not a JSON object.
 pub fn from_slice(bytes: &[u8], bundle: &Path) -> Result<SpecView, String> {
+    // serde would also take a JSON array as a struct in sequence form: refuse anything that
+    // does not open an object.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err("the top level is not an object".into());
+    }
     match serde_json::from_slice::<oci_spec::runtime::Spec>(bytes) {
         Ok(spec) => Ok(from_typed(&spec, bundle)),
         Err(typed_err) => {

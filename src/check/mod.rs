@@ -54,6 +54,33 @@ enum Caller {
 struct Exec<'p> {
     path: &'p [u8],
     caller: Caller,
+    /// Set for the process itself: runc's LookPath (`exec.LookPath` in its init) sees some
+    /// failures before exec and reports them at create in its own words.
+    lookpath: Option<&'p [u8]>,
+}
+
+/// What LookPath reports when it rejects the program before exec.
+#[derive(Clone, Copy)]
+enum LookPathFailure {
+    /// Not a regular file with an x bit: Go's findExecutable says EPERM-ish "permission denied".
+    NotExecutable,
+    /// stat failed on the way (a directory without search permission).
+    Stat,
+}
+
+/// The line the user sees: runc's LookPath message for the process itself, else the exec line.
+fn lookpath_line(x: Exec<'_>, what: LookPathFailure, errno: &str) -> String {
+    let Some(name) = x.lookpath else {
+        return exec_line(x, errno);
+    };
+    let n = escape_bytes(name);
+    if !name.contains(&b'/') {
+        return format!("exec: \"{n}\": executable file not found in $PATH");
+    }
+    match what {
+        LookPathFailure::NotExecutable => format!("exec: \"{n}\": permission denied"),
+        LookPathFailure::Stat => format!("exec: \"{n}\": stat {n}: {}", strerror_go(errno)),
+    }
 }
 
 fn strerror_go(errno: &str) -> &'static str {
@@ -258,6 +285,7 @@ impl Checker<'_> {
         let x = Exec {
             path: &path,
             caller: Caller::Runtime,
+            lookpath: Some(&args[0]),
         };
         if !self.check_file(x, &res, 0) {
             return;
@@ -300,7 +328,7 @@ impl Checker<'_> {
                 Code::NotFound,
                 Severity::Error,
                 format!("{shown} has no slash and process.env sets no PATH, so the runtime cannot look it up"),
-                format!("use an absolute path in the command, or add PATH to the environment (ENV PATH=... in the image)"),
+                "use an absolute path in the command, or add PATH to the environment (ENV PATH=... in the image)".to_string(),
             )
             .errno("ENOENT")
             .expect(format!("unable to start container process: exec: \"{shown}\": executable file not found in $PATH"))
@@ -504,6 +532,11 @@ impl Checker<'_> {
         let shown = escape_bytes(p);
         let mode = res.stat.st_mode;
         let fmt = mode & libc::S_IFMT;
+        // LookPath only looks at the process itself, not at interpreters reached from it.
+        let xl = Exec {
+            lookpath: if depth == 0 { x.lookpath } else { None },
+            ..x
+        };
         // Search permission on every directory walked (fs/namei.c may_lookup).
         if let Some(d) = res
             .dirs
@@ -520,7 +553,7 @@ impl Checker<'_> {
                 format!("give the directory search permission for the user (chmod o+x {}) or run as its owner", escape_bytes(&d.path)),
             )
             .errno("EACCES")
-            .expect(exec_line(x, "EACCES"))
+            .expect(lookpath_line(xl, LookPathFailure::Stat, "EACCES"))
             .at(p)
             .with_bytes("directory", &d.path)
             .with("uid", self.user.uid)
@@ -536,7 +569,7 @@ impl Checker<'_> {
                 "point the command at the program inside it".into(),
             )
             .errno("EACCES")
-            .expect(exec_line(x, "EACCES"))
+            .expect(lookpath_line(xl, LookPathFailure::NotExecutable, "EACCES"))
             .at(p);
             self.add(f);
             return false;
@@ -556,7 +589,11 @@ impl Checker<'_> {
                 "point the command at a regular file".into(),
             )
             .errno("EACCES")
-            .expect(exec_line(x, "EACCES"))
+            .expect(if mode & 0o111 == 0 {
+                lookpath_line(xl, LookPathFailure::NotExecutable, "EACCES")
+            } else {
+                exec_line(x, "EACCES")
+            })
             .at(p)
             .with("file_type", kind);
             self.add(f);
@@ -576,7 +613,7 @@ impl Checker<'_> {
                 ),
             )
             .errno("EACCES")
-            .expect(exec_line(x, "EACCES"))
+            .expect(lookpath_line(xl, LookPathFailure::NotExecutable, "EACCES"))
             .at(p)
             .with("mode", format!("{:04o}", mode & 0o7777));
             self.add(f);
@@ -859,6 +896,20 @@ impl Checker<'_> {
             Script::Script(sb) => sb,
         };
         let interp = sb.interpreter.clone();
+        if interp.is_empty() {
+            // "#!" then blanks up to the end of the file: open_exec("") fails with ENOENT.
+            let f = Finding::new(
+                Code::ShebangInterpreterMissing,
+                Severity::Error,
+                format!("{shown} starts with #! but names no interpreter"),
+                "write the interpreter's absolute path after #! (e.g. #!/bin/sh)".into(),
+            )
+            .errno("ENOENT")
+            .expect(exec_line(x, "ENOENT"))
+            .at(&res.path);
+            self.add(f);
+            return false;
+        }
         if sb.crlf && interp.ends_with(b"\r") {
             let (_, r) = self.resolve(&interp);
             if !matches!(r, Resolution::Found(_)) {
@@ -936,17 +987,18 @@ impl Checker<'_> {
         if !self.check_file(x, &ires, depth + 1) {
             return false;
         }
-        if base_name(&ires.path) == b"env"
+        let busybox = base_name(&ires.path) == b"busybox";
+        if (base_name(&interp) == b"env" || base_name(&ires.path) == b"env")
             && let Some(arg) = &sb.arg
         {
-            return self.check_env_target(arg);
+            return self.check_env_target(arg, busybox);
         }
         true
     }
 
     /// `#!/usr/bin/env NAME`: env receives everything after `env ` as one argument and
     /// execvp()s it with the process's PATH.
-    fn check_env_target(&mut self, arg: &[u8]) -> bool {
+    fn check_env_target(&mut self, arg: &[u8], busybox: bool) -> bool {
         let name: Vec<u8> = if let Some(rest) = arg.strip_prefix(b"-S") {
             // GNU env -S splits the rest; the program is its first word.
             let rest = rest.trim_ascii_start();
@@ -990,7 +1042,12 @@ impl Checker<'_> {
                 ),
                 hint,
             )
-            .expect(format!("env: '{shown}': No such file or directory"))
+            .errno("ENOENT")
+            .expect(if busybox {
+                format!("env: can't execute '{shown}': No such file or directory")
+            } else {
+                format!("env: '{shown}': No such file or directory")
+            })
             .at(&name)
             .with("path_variable", escape_bytes(path_var.as_bytes()));
             self.add(f);
@@ -1000,6 +1057,7 @@ impl Checker<'_> {
         let x = Exec {
             path: &path,
             caller: Caller::Execvp("env"),
+            lookpath: None,
         };
         self.check_file(x, &res, 0)
     }
@@ -1177,7 +1235,7 @@ impl Checker<'_> {
                 Code::ArchMismatch,
                 Severity::Warning,
                 format!(
-                    "{shown} is {desc}; this host runs {host} natively, and binfmt_misc is not visible here, so whether an emulator takes it is unknown"
+                    "{shown} is built for {arch} ({desc}); this host runs {host} natively, and binfmt_misc is not visible here, so whether an emulator takes it is unknown"
                 ),
                 format!(
                     "mount binfmt_misc (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) to let execguard see the handlers; {install}"
@@ -1195,7 +1253,9 @@ impl Checker<'_> {
             Finding::new(
                 Code::ArchMismatch,
                 Severity::Error,
-                format!("{shown} is {desc} and this host runs {host} natively; {why}"),
+                format!(
+                    "{shown} is built for {arch} ({desc}) and this host runs {host} natively; {why}"
+                ),
                 if globally_enabled {
                     format!("enable it: echo 1 > /proc/sys/fs/binfmt_misc/{}", d.name)
                 } else {
@@ -1208,7 +1268,7 @@ impl Checker<'_> {
                 Code::ArchMismatch,
                 Severity::Error,
                 format!(
-                    "{shown} is {desc}, but this host runs {host} natively and no enabled binfmt_misc handler takes {arch}"
+                    "{shown} is built for {arch} ({desc}), but this host runs {host} natively and no enabled binfmt_misc handler takes {arch}"
                 ),
                 install,
             )
@@ -1631,6 +1691,7 @@ impl Checker<'_> {
         let x = Exec {
             path: &path,
             caller: Caller::Execvp(who),
+            lookpath: None,
         };
         if self.check_file(x, &res, 0) {
             self.follow_wrappers(&res.path, args, hops + 1);
@@ -1912,11 +1973,13 @@ mod tests {
         let x = Exec {
             path: b"/app",
             caller: Caller::Runtime,
+            lookpath: None,
         };
         assert_eq!(exec_line(x, "ENOEXEC"), "exec /app: exec format error");
         let x = Exec {
             path: b"/app",
             caller: Caller::Execvp("tini"),
+            lookpath: None,
         };
         assert_eq!(
             exec_line(x, "ENOENT"),

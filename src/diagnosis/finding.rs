@@ -283,7 +283,7 @@ impl Diagnosis {
     /// Build a diagnosis: order the findings (the first error in kernel order leads, then the
     /// other findings by severity, stable within a severity) and compute the verdict.
     pub fn new(program: Program, mut findings: Vec<Finding>) -> Diagnosis {
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         let verdict = verdict_of(&findings);
         Diagnosis {
             schema_version: SCHEMA_VERSION,
