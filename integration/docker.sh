@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Docker end to end: a private containerd and dockerd (own sockets, roots and state dirs),
+# execguard registered as a `runtimes` entry exactly as README.md gives it, applied with
+# SIGHUP; then `docker run --runtime execguard` of good and bad images built from local
+# rootfs tarballs. Stops exactly what it started.
+#
+# Usage: integration/docker.sh EXECGUARD_BINARY
+set -euo pipefail
+eg=$(realpath "${1:?usage: integration/docker.sh EXECGUARD_BINARY}")
+fixtures=${EXECGUARD_FIXTURES:-/var/cache/execguard-fixtures}
+
+skip() {
+  if [ "${CI:-}" = true ]; then echo "FAIL: $*" >&2; exit 1; fi
+  echo "SKIP: $*"; exit 0
+}
+[ "$(id -u)" = 0 ] || skip "docker test needs root"
+for t in dockerd containerd /usr/bin/docker runc; do
+  command -v "$t" >/dev/null || skip "$t is not installed"
+done
+[ -x "$fixtures/arm64/bin/busybox" ] || skip "no arm64 busybox in $fixtures (run .ci/setup)"
+
+W=$(mktemp -d /tmp/execguard-docker.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  umount -R "$W"/docker* 2>/dev/null || true
+  rm -rf "$W" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+install -m 755 "$eg" "$W/execguard"
+cat >"$W/containerd.toml" <<TOML
+version = 2
+root = "$W/containerd-root"
+state = "$W/containerd-state"
+[grpc]
+  address = "$W/containerd.sock"
+[ttrpc]
+  address = "$W/containerd.sock.ttrpc"
+TOML
+echo '{}' >"$W/daemon.json"
+containerd --config "$W/containerd.toml" >"$W/containerd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$W/containerd.sock" ] && break; sleep 0.1; done
+dockerd --config-file "$W/daemon.json" -H "unix://$W/docker.sock" --data-root "$W/docker" \
+  --exec-root "$W/docker-exec" --pidfile "$W/dockerd.pid" --containerd "$W/containerd.sock" \
+  --bridge none --iptables=false --ip-masq=false >"$W/dockerd.log" 2>&1 &
+pids+=($!)
+D=(/usr/bin/docker -H "unix://$W/docker.sock")
+for _ in $(seq 150); do "${D[@]}" info >/dev/null 2>&1 && break; sleep 0.2; done
+"${D[@]}" info >/dev/null 2>&1 || { tail -20 "$W/dockerd.log"; echo "FAIL: dockerd did not start"; exit 1; }
+
+# The README's configuration, applied without a restart.
+echo '{"mode":"enforce","log":{"path":null}}' >"$W/enforce.json"
+cat >"$W/daemon.json" <<JSON
+{
+  "runtimes": {
+    "execguard": { "path": "$W/execguard" },
+    "execguard-enforce": { "path": "$W/execguard", "runtimeArgs": ["--execguard-config=$W/enforce.json"] }
+  },
+  "default-runtime": "runc"
+}
+JSON
+kill -HUP "$(cat "$W/dockerd.pid")"
+for _ in $(seq 50); do "${D[@]}" info 2>/dev/null | grep -q execguard-enforce && break; sleep 0.1; done
+
+mkdir -p "$W/img/bin"
+cp /bin/busybox "$W/img/bin/busybox"
+cp "$fixtures/arm64/bin/busybox" "$W/img/bin/busybox-arm64"
+ln -s busybox "$W/img/bin/sh"
+tar -C "$W/img" -cf "$W/img.tar" .
+"${D[@]}" import "$W/img.tar" egtest:1 >/dev/null
+
+pass=0 fail=0
+ok() { echo "ok: $1"; pass=$((pass + 1)); }
+bad() { echo "FAILED: $1"; fail=$((fail + 1)); }
+
+# A good image: output and exit code as with runc.
+out=$("${D[@]}" run --rm --runtime execguard egtest:1 /bin/busybox sh -c 'echo good; exit 3' 2>&1) && rc=0 || rc=$?
+ref=$("${D[@]}" run --rm egtest:1 /bin/busybox sh -c 'echo good; exit 3' 2>&1) && rrc=0 || rrc=$?
+[ "$out" = "$ref" ] && [ "$rc" = "$rrc" ] && ok "good image unchanged (rc $rc)" || bad "good image: '$out' rc $rc vs '$ref' rc $rrc"
+
+# Only meaningful while no enabled binfmt_misc handler takes aarch64.
+if grep -lqs '7f454c460201010000000000000000000200b700' /proc/sys/fs/binfmt_misc/* 2>/dev/null \
+   && grep -qs '^enabled' /proc/sys/fs/binfmt_misc/status; then
+  skip "an aarch64 binfmt_misc handler is registered on this host"
+fi
+
+# Warn mode: the attached run and docker logs show execguard's diagnosis before runc's line.
+out=$("${D[@]}" run --name eg-warn --runtime execguard egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+logs=$("${D[@]}" logs eg-warn 2>&1)
+"${D[@]}" rm eg-warn >/dev/null
+first=$(printf '%s\n' "$logs" | head -1)
+case "$first" in
+  "execguard: /bin/busybox-arm64 is built for aarch64"*"[arch-mismatch]") ok "docker logs lead with the diagnosis" ;;
+  *) bad "docker logs: $logs" ;;
+esac
+printf '%s\n' "$logs" | tail -1 | grep -q 'exec /bin/busybox-arm64: exec format error' && ok "runc's own line follows" || bad "no runc line: $logs"
+printf '%s\n' "$out" | grep -q '\[arch-mismatch\]' && ok "attached docker run shows it (rc $rc)" || bad "attached run: $out"
+[ "$rc" != 0 ] && ok "warn mode leaves the failure to the kernel" || bad "rc 0 for an arm64 binary"
+
+# Enforce mode: docker run itself fails with execguard's reason, exit 125.
+out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+[ "$rc" = 125 ] && ok "enforce: exit 125" || bad "enforce: rc $rc"
+printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: /bin/busybox-arm64 is built for aarch64' \
+  && ok "enforce: OCI runtime create failed: execguard: ..." || bad "enforce output: $out"
+
+# docker info still shows the default runtime's version; execguard passes --version through.
+v1=$("$W/execguard" --version) v2=$(runc --version)
+[ "$v1" = "$v2" ] && ok "--version passed through" || bad "--version: $v1"
+
+echo "docker: $pass passed, $fail failed"
+[ "$fail" = 0 ]
