@@ -14,13 +14,19 @@
 //! - the spec's mounts are crossed as the kernel sees them once the runtime has mounted them:
 //!   bind mounts continue in their host source, other file systems make what lies under them
 //!   unverifiable;
+//! - a symlink on procfs (reachable only through a bind of a host `/proc`) is a magic link whose
+//!   target is not its text, so the walk stops there as unverifiable;
 //! - nothing is ever opened for reading here except through [`open_for_read`], which refuses
 //!   everything but a regular file and never blocks.
 //!
-//! Mount destinations are placed the way runc places them: each destination is resolved in
-//! spec order inside the rootfs as it looks with the earlier mounts in place, following the
-//! image's symlinks, with components that do not exist yet taken lexically (the runtime creates
-//! them). A destination that contains no symlink is therefore just its lexically cleaned form.
+//! Directories missing from the image on the way to a mount point are created by the runtime;
+//! the walk treats them as empty directories holding only those mount points.
+//!
+//! Mount destinations are placed the way runc places them (`libcontainer/rootfs_linux.go`
+//! resolves each destination inside the rootfs with securejoin before mounting): each one is
+//! resolved in spec order inside the rootfs as it looks with the earlier mounts in place,
+//! following the image's symlinks, with components that do not exist yet taken lexically (the
+//! runtime creates them). A destination without symlinks is just its lexically cleaned form.
 
 use std::fs::File;
 use std::io;
@@ -118,6 +124,7 @@ impl Mount {
 
     /// Whether the mount is `noexec`: the last of `noexec`/`exec` in the options wins, as in
     /// runc's option parsing.
+    #[must_use]
     pub fn noexec(&self) -> bool {
         let mut noexec = false;
         for option in &self.options {
@@ -220,6 +227,9 @@ pub enum Resolution {
     /// (`ENAMETOOLONG`).
     NameTooLong,
     /// The path goes into a mount whose content cannot be seen before the container starts.
+    /// Also returned for a directory that does not exist in the image but that the runtime
+    /// creates as the way to a mount point (`mount` is then the mount below it): it exists in
+    /// the container, but there is no fd for it.
     Unverifiable {
         /// First container path that could not be looked at.
         at: Vec<u8>,
@@ -310,6 +320,7 @@ impl Root {
     /// Resolve a container path (`/usr/bin/app`; a relative path is taken from `/`), following
     /// the final symlink only when `follow_final` is true. A trailing `/` makes the final
     /// component a directory that is always followed, as in the kernel.
+    #[must_use]
     pub fn resolve(&self, path: &[u8], follow_final: bool) -> Resolution {
         if path.len() >= PATH_MAX {
             return Resolution::NameTooLong;
@@ -396,6 +407,7 @@ pub fn open_for_read(r: &Resolved) -> io::Result<File> {
 
 /// Lexically clean an absolute container path: collapse `//` and `.`, apply `..` (never above
 /// `/`), drop a trailing `/`. A relative path is taken from `/`.
+#[must_use]
 pub fn clean(path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len().saturating_add(1));
     for comp in path.split(|&b| b == b'/') {
@@ -425,10 +437,23 @@ pub fn clean(path: &[u8]) -> Vec<u8> {
 ///
 /// Whatever `openat2` returns (`ENOENT`, `ENOTDIR`, `ELOOP`, `ENOSYS` on old kernels...).
 pub fn resolve_openat2(rootfs_fd: BorrowedFd<'_>, path: &[u8]) -> io::Result<OwnedFd> {
+    openat2_in_root(rootfs_fd, path, OFlag::O_PATH | OFlag::O_CLOEXEC)
+}
+
+/// `openat2(RESOLVE_IN_ROOT)`, retried a few times on `EAGAIN`: the kernel returns it when a
+/// rename or mount anywhere on the system raced with a `..` step (fs/namei.c `follow_dotdot`
+/// with `LOOKUP_IS_SCOPED`).
+fn openat2_in_root(rootfs_fd: BorrowedFd<'_>, path: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
     let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .flags(flags)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    Ok(openat2(rootfs_fd, path, how)?)
+    let mut tries = 0;
+    loop {
+        match openat2(rootfs_fd, path, how) {
+            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
+            other => return Ok(other?),
+        }
+    }
 }
 
 fn is_type(mode: u32, ty: u32) -> bool {
@@ -771,12 +796,13 @@ impl<'a> Walk<'a> {
             .stack
             .get(idx + 1)
             .is_none_or(|e| e.mount_root || !matches!(e.node, Node::Open(_)));
-        if let Some(e) = self.stack.get_mut(idx)
-            && !e.mount_root
-            && !child_keeps_parent
-            && matches!(e.node, Node::Open(_))
-        {
-            e.node = Node::Closed;
+        if child_keeps_parent {
+            return;
+        }
+        if let Some(e) = self.stack.get_mut(idx) {
+            if !e.mount_root && matches!(e.node, Node::Open(_)) {
+                e.node = Node::Closed;
+            }
         }
     }
 
@@ -1159,15 +1185,12 @@ mod tests {
         if !follow {
             flags |= OFlag::O_NOFOLLOW;
         }
-        let how = OpenHow::new()
-            .flags(flags)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(root.fd(), path, how) {
+        match openat2_in_root(root.fd(), path, flags) {
             Ok(fd) => {
                 let st = fstat(&fd).unwrap();
                 Ok((st.st_dev, st.st_ino))
             }
-            Err(e) => Err(e as i32),
+            Err(e) => Err(e.raw_os_error().unwrap()),
         }
     }
 
@@ -1451,6 +1474,33 @@ mod tests {
             ]
         );
         assert_eq!(content, "hello");
+    }
+
+    #[test]
+    fn open_for_read_does_not_open_a_fifo_at_all() {
+        // A writer blocks in open(2) until a reader opens the FIFO: if open_for_read opened
+        // it, even non-blocking, the writer would be released.
+        use std::os::unix::fs::OpenOptionsExt;
+        let t = Tree::new();
+        let fifo = t.at("fifo");
+        mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let writer_path = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = fs::OpenOptions::new().write(true).open(&writer_path);
+            let _ = tx.send(opened.is_ok());
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let root = t.open(Vec::new());
+        let r = found(root.resolve(b"/fifo", true));
+        assert!(open_for_read(&r).is_err());
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        let _reader = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
     }
 
     #[test]
