@@ -209,6 +209,15 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
     };
     for n in &notes {
         say(n);
+        own_log(
+            &cfg,
+            serde_json::json!({
+                "time": render::rfc3339(SystemTime::now()),
+                "container_id": call.inv.container_id.as_ref().map(|i| i.to_string_lossy().into_owned()),
+                "config_error": n,
+            }),
+            &say,
+        );
     }
     let runtime = match runtime_for(call, Some(&cfg)) {
         Ok(rt) => rt,
@@ -251,6 +260,7 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
                     "bundle": bundle.to_string_lossy(),
                     "skipped": skip.to_string(),
                 }),
+                &say,
             );
             return Outcome::Exec(runtime);
         }
@@ -310,7 +320,7 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
                 if refuse { "refused" } else { "started" }.into(),
             );
         }
-        own_log(&cfg, v);
+        own_log(&cfg, v, &say);
     }
     if refuse {
         if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_error()) {
@@ -322,9 +332,16 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
     Outcome::Exec(runtime)
 }
 
-fn own_log(cfg: &Config, v: serde_json::Value) {
+/// Append to execguard's own log; a failure is said in one line and changes nothing else.
+fn own_log(cfg: &Config, v: serde_json::Value, say: &dyn Fn(&str)) {
     if let Err(e) = logs::append_json_line(&cfg.log, &v) {
-        tracing::debug!(error = %e, "cannot write the diagnosis log");
+        let path = cfg
+            .log
+            .path
+            .as_deref()
+            .map(|p| crate::sanitize::escape_bytes(p.as_os_str().as_encoded_bytes()))
+            .unwrap_or_default();
+        say(&format!("cannot write the diagnosis log {path}: {e}"));
     }
 }
 
