@@ -109,6 +109,24 @@ out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64
 printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: /bin/busybox-arm64 is built for aarch64' \
   && ok "enforce: OCI runtime create failed: execguard: ..." || bad "enforce output: $out"
 
+# docker exec into a running container with a wrong-arch binary.
+"${D[@]}" run -d --name eg-exec --runtime execguard egtest:1 /bin/busybox sleep 60 >/dev/null
+out=$("${D[@]}" exec eg-exec /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+first=$(printf '%s\n' "$out" | head -1)
+case "$first" in
+  "execguard: /bin/busybox-arm64 is built for aarch64"*"[arch-mismatch]") ok "docker exec explains itself (rc $rc)" ;;
+  *) bad "docker exec: $out" ;;
+esac
+printf '%s\n' "$out" | grep -q 'exec format error' && ok "docker exec: runc's line follows" || bad "docker exec: no runc line: $out"
+out=$("${D[@]}" exec eg-exec /bin/busybox echo exec-good 2>&1) && rc=0 || rc=$?
+[ "$out" = exec-good ] && [ "$rc" = 0 ] && ok "docker exec of a good binary unchanged" || bad "docker exec good: '$out' rc $rc"
+"${D[@]}" rm -f eg-exec >/dev/null
+"${D[@]}" run -d --name eg-exec2 --runtime execguard-enforce egtest:1 /bin/busybox sleep 60 >/dev/null
+out=$("${D[@]}" exec eg-exec2 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | grep -q 'OCI runtime exec failed: execguard: /bin/busybox-arm64 is built for aarch64' \
+  && ok "enforce: docker exec refused with execguard's reason (rc $rc)" || bad "enforce exec: rc $rc: $out"
+"${D[@]}" rm -f eg-exec2 >/dev/null
+
 # docker info still shows the default runtime's version; execguard passes --version through.
 v1=$("$W/execguard" --version) v2=$(runc --version)
 [ "$v1" = "$v2" ] && ok "--version passed through" || bad "--version: $v1"

@@ -15,6 +15,7 @@ pub mod delegate;
 pub mod diagnosis;
 pub mod host;
 pub mod inspect;
+pub mod live;
 pub mod logs;
 pub mod rootfs;
 pub mod sanitize;
@@ -71,7 +72,11 @@ pub fn main_entry() -> i32 {
         _ if std::env::var_os(delegate::MARKER).is_some() => wrapper::refuse_loop(&inv),
         Some("create") | Some("run") => {
             init_debug_tracing();
-            wrapper::create_or_run(&call)
+            wrapper::checked_start(&call, wrapper::Start::Container)
+        }
+        Some("exec") => {
+            init_debug_tracing();
+            wrapper::checked_start(&call, wrapper::Start::Exec)
         }
         _ => wrapper::pass_through(&call),
     };

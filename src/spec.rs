@@ -517,3 +517,34 @@ mod tests {
         assert_eq!(v.env_path(), None);
     }
 }
+
+/// Interpret a runtime-spec `process` object (the `--process` file of `runtime exec`).
+///
+/// # Errors
+/// The text is not a JSON object.
+pub fn process_from_slice(bytes: &[u8]) -> Result<SpecView, String> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err("the process file is not a JSON object".into());
+    }
+    let process: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let doc = serde_json::json!({ "process": process });
+    Ok(from_value(&doc, Path::new("/")))
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    #[test]
+    fn a_process_file_is_read() {
+        let v = process_from_slice(
+            br#"{"args":["/app","x"],"env":["PATH=/bin"],"cwd":"/w","user":{"uid":5,"gid":6}}"#,
+        )
+        .unwrap();
+        assert!(v.has_process);
+        assert_eq!(v.args, ["/app", "x"]);
+        assert_eq!(v.env_path(), Some("/bin"));
+        assert_eq!((v.uid, v.gid, v.cwd.as_str()), (5, 6, "/w"));
+        assert!(process_from_slice(b"[1]").is_err());
+    }
+}

@@ -129,11 +129,10 @@ impl std::fmt::Display for Skipped {
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
 /// Run the checks of a bundle on a worker thread, bounded by `timeout`, panics caught.
-fn run_checks(
-    bundle: PathBuf,
-    binfmt_root: PathBuf,
-    timeout: Duration,
-) -> Result<Checked, Skipped> {
+fn run_checks<F>(job: F, timeout: Duration) -> Result<Checked, Skipped>
+where
+    F: FnOnce() -> Result<Checked, String> + Send + 'static,
+{
     // A panic is reported by us in one line, not by the default hook's backtrace text.
     std::panic::set_hook(Box::new(|info| {
         if let Ok(mut m) = PANIC_MESSAGE.lock() {
@@ -144,17 +143,10 @@ fn run_checks(
     let spawned = std::thread::Builder::new()
         .name("execguard-check".into())
         .spawn(move || {
-            let r = std::panic::catch_unwind(|| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 fault_injection();
-                let spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
-                let host = Host::detect(binfmt_root);
-                let diagnosis = crate::check::diagnose(&spec, &host);
-                Ok::<_, String>(Checked {
-                    diagnosis,
-                    annotations: spec.annotations,
-                    terminal: spec.terminal,
-                })
-            });
+                job()
+            }));
             let _ = tx.send(r);
         });
     if let Err(e) = spawned {
@@ -190,8 +182,50 @@ fn fault_injection() {
     }
 }
 
-/// `create` or `run`: check, explain, then exec the runtime (or refuse in enforce mode).
-pub fn create_or_run(call: &Call<'_>) -> Outcome {
+/// The static view of a bundle: its spec, rootfs and mounts.
+fn bundle_job(bundle: PathBuf, binfmt_root: PathBuf) -> Result<Checked, String> {
+    let spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
+    let host = Host::detect(binfmt_root);
+    let diagnosis = crate::check::diagnose(&spec, &host);
+    Ok(Checked {
+        diagnosis,
+        annotations: spec.annotations,
+        terminal: spec.terminal,
+    })
+}
+
+/// The live view of a running container for `exec`: its root through /proc/<pid>/root.
+fn exec_job(
+    runtime: Runtime,
+    inv: Invocation,
+    binfmt_root: PathBuf,
+) -> Result<Checked, String> {
+    let id = inv
+        .container_id
+        .clone()
+        .ok_or_else(|| "no container id on the command line".to_string())?;
+    let pid = crate::live::init_pid(&runtime, &inv, &id)?;
+    let spec = crate::live::exec_spec(&inv, pid)?;
+    let host = Host::detect(binfmt_root);
+    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root);
+    Ok(Checked {
+        diagnosis,
+        annotations: BTreeMap::new(),
+        terminal: spec.terminal || inv.tty,
+    })
+}
+
+/// What is being started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// `create` or `run` of a bundle.
+    Container,
+    /// `exec` into a running container.
+    Exec,
+}
+
+/// `create`, `run` or `exec`: check, explain, then exec the runtime (or refuse in enforce mode).
+pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     let runtime_log = RuntimeLog::from_invocation(call.inv);
     let mut notes: Vec<String> = Vec::new();
     let cfg = match load_config(call.own) {
@@ -242,15 +276,27 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
         .container_id
         .as_ref()
         .map(|i| i.to_string_lossy().into_owned());
-    let checked = run_checks(
-        bundle.clone(),
-        cfg.binfmt_misc_root.clone(),
-        Duration::from_millis(cfg.check_timeout_ms),
-    );
+    let timeout = Duration::from_millis(cfg.check_timeout_ms);
+    let binfmt_root = cfg.binfmt_misc_root.clone();
+    let checked = match what {
+        Start::Container => {
+            let b = bundle.clone();
+            run_checks(move || bundle_job(b, binfmt_root), timeout)
+        }
+        Start::Exec => {
+            let (rt, inv) = (runtime.clone(), call.inv.clone());
+            run_checks(move || exec_job(rt, inv, binfmt_root), timeout)
+        }
+    };
     let checked = match checked {
         Ok(c) => c,
         Err(skip) => {
-            let msg = format!("checks skipped, starting the container unchecked: {skip}");
+            let msg = match what {
+                Start::Container => {
+                    format!("checks skipped, starting the container unchecked: {skip}")
+                }
+                Start::Exec => format!("checks skipped, starting the process unchecked: {skip}"),
+            };
             say(&msg);
             own_log(
                 &cfg,
@@ -324,7 +370,8 @@ pub fn create_or_run(call: &Call<'_>) -> Outcome {
     }
     if refuse {
         if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_error()) {
-            // The last `error` line is what containerd shows: `OCI runtime create failed: <msg>`.
+            // The last `error` line is what containerd shows: `OCI runtime create failed: <msg>`
+            // (`OCI runtime exec failed: <msg>` for exec).
             l.write("error", &render::log_message(f));
         }
         return Outcome::Exit(1);

@@ -145,8 +145,19 @@ struct Checker<'a> {
     chain: Vec<ChainLink>,
 }
 
-/// Diagnose the process of a spec.
+/// Diagnose the process of a spec (the static view: rootfs plus the spec's mounts).
 pub fn diagnose(spec: &SpecView, host: &Host) -> Diagnosis {
+    diagnose_in(spec, host, None)
+}
+
+/// Diagnose a process against a live container root (`/proc/<pid>/root` of a created or
+/// running container): its mounts are already in place, so the spec's are not applied, and
+/// noexec comes from each file's own mount.
+pub fn diagnose_live(spec: &SpecView, host: &Host, root: &Path) -> Diagnosis {
+    diagnose_in(spec, host, Some(root))
+}
+
+fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>) -> Diagnosis {
     let mut program = Program::default();
     if let Some(reason) = &spec.lenient_reason {
         tracing::debug!(%reason, "spec read leniently");
@@ -176,8 +187,11 @@ pub fn diagnose(spec: &SpecView, host: &Host) -> Diagnosis {
         return Diagnosis::new(program, vec![f]);
     }
     program.args0 = Some(escape_bytes(spec.args[0].as_bytes()));
-    let mounts = spec_mounts(spec);
-    let root = match Root::open(&spec.root, mounts) {
+    let opened = match live_root {
+        Some(r) => Root::open(r, Vec::new()),
+        None => Root::open(&spec.root, spec_mounts(spec)),
+    };
+    let root = match opened {
         Ok(r) => r,
         Err(e) => {
             let f = Finding::new(
@@ -713,11 +727,12 @@ impl Checker<'_> {
             }
             return None;
         }
-        // The rootfs: runc bind-mounts it and the bind keeps the host mount's noexec.
+        // The rootfs (or, in the live view, any file): the file's own mount decides; runc
+        // bind-mounts the rootfs and the bind keeps the host mount's noexec.
         let st = nix::sys::statvfs::fstatvfs(&res.fd).ok()?;
         st.flags()
             .contains(nix::sys::statvfs::FsFlags::ST_NOEXEC)
-            .then(|| "the host filesystem holding the rootfs is mounted noexec".to_string())
+            .then(|| "the filesystem holding it is mounted noexec".to_string())
     }
 
     fn check_binfmt(

@@ -1,0 +1,241 @@
+//! The running container as the kernel sees it, for `exec`: the init's pid from the runtime's
+//! state, and the process `runtime exec` is asked to start (from `--process FILE` or the
+//! trailing arguments), with the identity, environment and capabilities it will have.
+//!
+//! The state file is read where its format is stable (runc: `<root>/<id>/state.json`,
+//! `init_process_pid` checked against `init_process_start` so a reused pid is never inspected;
+//! crun: `<root>/<id>/status`); otherwise `<runtime> state <id>` is asked.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cli::scan::Invocation;
+use crate::delegate::{MARKER, Runtime};
+use crate::spec::{IdMap, SpecView};
+
+/// Largest state or process file read.
+const MAX_STATE_BYTES: u64 = 16 << 20;
+
+fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(cap).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A container id that is safe to use as a path component.
+fn safe_id(id: &OsStr) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty() && b != b"." && b != b".." && !b.contains(&b'/') && !b.contains(&0)
+}
+
+fn is_crun(rt: &Runtime) -> bool {
+    rt.path
+        .file_name()
+        .is_some_and(|n| n.as_bytes().windows(4).any(|w| w == b"crun"))
+}
+
+/// The start time of a process (field 22 of /proc/<pid>/stat), to detect pid reuse.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// The init pid of container `id`.
+///
+/// # Errors
+/// The container's state cannot be found or read.
+pub fn init_pid(rt: &Runtime, inv: &Invocation, id: &OsStr) -> Result<i32, String> {
+    if !safe_id(id) {
+        return Err("the container id is not a plain name".into());
+    }
+    let crun = is_crun(rt);
+    let root = inv.root.as_deref().map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(if crun { "/run/crun" } else { "/run/runc" })
+    });
+    let file = if crun {
+        root.join(id).join("status")
+    } else {
+        root.join(id).join("state.json")
+    };
+    if let Ok(bytes) = read_bounded(&file, MAX_STATE_BYTES)
+        && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+    {
+        let pid = v
+            .get(if crun { "pid" } else { "init_process_pid" })
+            .and_then(Value::as_i64)
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p > 0);
+        if let Some(pid) = pid {
+            let expected = v.get("init_process_start").and_then(Value::as_u64);
+            if expected.is_none() || expected == start_time(pid) {
+                return Ok(pid);
+            }
+            return Err(format!("the init process {pid} of the container is gone"));
+        }
+    }
+    state_pid(rt, inv, id)
+}
+
+/// Ask the runtime: `<runtime> [--root R] state <id>`.
+fn state_pid(rt: &Runtime, inv: &Invocation, id: &OsStr) -> Result<i32, String> {
+    let mut cmd = std::process::Command::new(&rt.path);
+    if let Some(r) = &inv.root {
+        cmd.arg("--root").arg(r);
+    }
+    let out = cmd
+        .arg("state")
+        .arg(id)
+        .env(MARKER, "1")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} state: {e}", rt.path.display()))?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{} state gave no JSON: {e}", rt.path.display()))?;
+    v.get("pid")
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| "the runtime's state names no running process".to_string())
+}
+
+fn parse_map(text: &str) -> Vec<IdMap> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().map(|n| n.parse::<u32>().ok());
+            Some(IdMap {
+                container: it.next()??,
+                host: it.next()??,
+                size: it.next()??,
+            })
+        })
+        .collect()
+}
+
+/// The id mappings of a process's user namespace; empty for the initial one.
+fn id_maps(pid: i32, which: &str) -> Vec<IdMap> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{which}")).unwrap_or_default();
+    let maps = parse_map(&text);
+    let identity = maps.len() == 1
+        && maps[0].container == 0
+        && maps[0].host == 0
+        && maps[0].size == u32::MAX;
+    if identity { Vec::new() } else { maps }
+}
+
+/// Names of the capabilities in a hex mask from /proc/<pid>/status.
+fn cap_names(hex: &str) -> Vec<String> {
+    let mask = u64::from_str_radix(hex.trim(), 16).unwrap_or(0);
+    crate::check::filecaps::names_of(mask)
+}
+
+/// The process `exec` will start in container init `pid`.
+///
+/// # Errors
+/// The `--process` file cannot be read or is not a JSON object.
+pub fn exec_spec(inv: &Invocation, pid: i32) -> Result<SpecView, String> {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut view = if let Some(p) = &inv.process_file {
+        let bytes = read_bounded(p, MAX_STATE_BYTES)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        crate::spec::process_from_slice(&bytes)?
+    } else {
+        // `runc exec ID CMD...`: the container's own identity and environment.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let first = |s: String| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        let environ = read_bounded(Path::new(&format!("/proc/{pid}/environ")), 1 << 20)
+            .unwrap_or_default();
+        let eff = cap_names(&field("CapEff:"));
+        let bnd = cap_names(&field("CapBnd:"));
+        SpecView {
+            has_process: true,
+            args: inv
+                .trailing
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            env: environ
+                .split(|b| *b == 0)
+                .filter(|e| !e.is_empty())
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .collect(),
+            cwd: "/".into(),
+            uid: first(field("Uid:")),
+            gid: first(field("Gid:")),
+            additional_gids: field("Groups:")
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect(),
+            caps: Some(crate::spec::CapSets {
+                effective: eff.clone(),
+                bounding: bnd,
+                inheritable: Vec::new(),
+                permitted: eff,
+                ambient: Vec::new(),
+            }),
+            ..SpecView::default()
+        }
+    };
+    view.root = root;
+    let uid_map = id_maps(pid, "uid_map");
+    if !uid_map.is_empty() {
+        view.user_namespace = true;
+        view.uid_mappings = uid_map;
+        view.gid_mappings = id_maps(pid, "gid_map");
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_are_not_plain_names_are_refused() {
+        for bad in ["", ".", "..", "a/b", "../x"] {
+            assert!(!safe_id(OsStr::new(bad)), "{bad}");
+        }
+        assert!(safe_id(OsStr::new("0123abc-x_y.z")));
+    }
+
+    #[test]
+    fn id_maps_parse_and_identity_is_none() {
+        let m = parse_map("         0     100000      65536\n");
+        assert_eq!(m, [IdMap { container: 0, host: 100000, size: 65536 }]);
+        assert!(parse_map("garbage\n1 2\n").is_empty());
+        assert!(id_maps(std::process::id() as i32, "uid_map").is_empty());
+    }
+
+    #[test]
+    fn start_time_of_this_process_is_known() {
+        assert!(start_time(std::process::id() as i32).is_some());
+        assert_eq!(start_time(-1), None);
+    }
+
+    #[test]
+    fn cap_masks_name_capabilities() {
+        assert_eq!(cap_names("0000000000001000"), ["CAP_NET_ADMIN"]);
+        assert!(cap_names("zz").is_empty());
+    }
+}
