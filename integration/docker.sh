@@ -103,6 +103,18 @@ printf '%s\n' "$logs" | tail -1 | grep -q 'exec /bin/busybox-arm64: exec format 
 printf '%s\n' "$out" | grep -q '\[arch-mismatch\]' && ok "attached docker run shows it (rc $rc)" || bad "attached run: $out"
 [ "$rc" != 0 ] && ok "warn mode leaves the failure to the kernel" || bad "rc 0 for an arm64 binary"
 
+# With a terminal (-t) the runtime's stderr is thrown away: the diagnosis goes through the
+# container's own terminal, so the attached run and docker logs still show it.
+out=$("${D[@]}" run --name eg-tty -t --runtime execguard egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+logs=$("${D[@]}" logs eg-tty 2>&1)
+"${D[@]}" rm eg-tty >/dev/null
+printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+  && ok "docker run -t shows the diagnosis first (rc $rc)" || bad "docker run -t: $out"
+printf '%s\n' "$logs" | grep -q '\[arch-mismatch\]' && ok "docker logs of a -t container show it" || bad "docker logs -t: $logs"
+printf '%s\n' "$out" | grep -q 'exec format error' && ok "docker run -t: runc's line follows" || bad "docker run -t: no runc line: $out"
+out=$("${D[@]}" run --rm -t --runtime execguard egtest:1 /bin/busybox echo tty-good 2>&1) && rc=0 || rc=$?
+[ "$(printf '%s' "$out" | tr -d '\r')" = tty-good ] && [ "$rc" = 0 ] && ok "docker run -t of a good image unchanged" || bad "docker run -t good: '$out' rc $rc"
+
 # Enforce mode: docker run itself fails with execguard's reason, exit 125.
 out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
 [ "$rc" = 125 ] && ok "enforce: exit 125" || bad "enforce: rc $rc"

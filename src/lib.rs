@@ -9,6 +9,7 @@
 //! diagnosis ([`logs`]) and hand over ([`wrapper`]).
 
 pub mod check;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod delegate;

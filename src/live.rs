@@ -57,9 +57,11 @@ pub fn init_pid(rt: &Runtime, inv: &Invocation, id: &OsStr) -> Result<i32, Strin
         return Err("the container id is not a plain name".into());
     }
     let crun = is_crun(rt);
-    let root = inv.root.as_deref().map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(if crun { "/run/crun" } else { "/run/runc" })
-    });
+    let root = inv
+        .root
+        .as_deref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(if crun { "/run/crun" } else { "/run/runc" }));
     let file = if crun {
         root.join(id).join("status")
     } else {
@@ -124,10 +126,8 @@ fn parse_map(text: &str) -> Vec<IdMap> {
 fn id_maps(pid: i32, which: &str) -> Vec<IdMap> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{which}")).unwrap_or_default();
     let maps = parse_map(&text);
-    let identity = maps.len() == 1
-        && maps[0].container == 0
-        && maps[0].host == 0
-        && maps[0].size == u32::MAX;
+    let identity =
+        maps.len() == 1 && maps[0].container == 0 && maps[0].host == 0 && maps[0].size == u32::MAX;
     if identity { Vec::new() } else { maps }
 }
 
@@ -164,8 +164,8 @@ pub fn exec_spec(inv: &Invocation, pid: i32) -> Result<SpecView, String> {
                 .and_then(|n| n.parse::<u32>().ok())
                 .unwrap_or(0)
         };
-        let environ = read_bounded(Path::new(&format!("/proc/{pid}/environ")), 1 << 20)
-            .unwrap_or_default();
+        let environ =
+            read_bounded(Path::new(&format!("/proc/{pid}/environ")), 1 << 20).unwrap_or_default();
         let eff = cap_names(&field("CapEff:"));
         let bnd = cap_names(&field("CapBnd:"));
         SpecView {
@@ -222,7 +222,14 @@ mod tests {
     #[test]
     fn id_maps_parse_and_identity_is_none() {
         let m = parse_map("         0     100000      65536\n");
-        assert_eq!(m, [IdMap { container: 0, host: 100000, size: 65536 }]);
+        assert_eq!(
+            m,
+            [IdMap {
+                container: 0,
+                host: 100000,
+                size: 65536
+            }]
+        );
         assert!(parse_map("garbage\n1 2\n").is_empty());
         assert!(id_maps(std::process::id() as i32, "uid_map").is_empty());
     }

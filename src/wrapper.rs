@@ -195,11 +195,7 @@ fn bundle_job(bundle: PathBuf, binfmt_root: PathBuf) -> Result<Checked, String> 
 }
 
 /// The live view of a running container for `exec`: its root through /proc/<pid>/root.
-fn exec_job(
-    runtime: Runtime,
-    inv: Invocation,
-    binfmt_root: PathBuf,
-) -> Result<Checked, String> {
+fn exec_job(runtime: Runtime, inv: Invocation, binfmt_root: PathBuf) -> Result<Checked, String> {
     let id = inv
         .container_id
         .clone()
@@ -375,6 +371,33 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
             l.write("error", &render::log_message(f));
         }
         return Outcome::Exit(1);
+    }
+    // A terminal container: the runtime's stderr does not reach the user (docker run -t
+    // discards it), the container's terminal does. Run create as a child, then write the
+    // block through the init's fd 2, which is the pty.
+    if what == Start::Container
+        && terminal
+        && !block.is_empty()
+        && call.inv.subcommand_is("create")
+        && let Some(pid_file) = call.inv.pid_file.clone()
+    {
+        return match crate::child::run(&runtime, call.args) {
+            Ok(status) => {
+                if status == 0
+                    && let Some(pid) = crate::child::read_pid_file(&pid_file)
+                    && let Err(e) = crate::child::write_to_init_stderr(pid, &block)
+                {
+                    say(&format!("cannot write to the container's terminal: {e}"));
+                }
+                Outcome::Exit(status)
+            }
+            Err(e) => {
+                say(&format!(
+                    "cannot run the runtime as a child ({e}): handing over"
+                ));
+                Outcome::Exec(runtime)
+            }
+        };
     }
     Outcome::Exec(runtime)
 }

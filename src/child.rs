@@ -1,0 +1,166 @@
+//! Running the real runtime as a child instead of exec'ing it, for the one case where execguard
+//! has something to do after the runtime: `create` of a container with a terminal, whose
+//! diagnosis must go through the container's own terminal (the init's fd 2 is the pty; the
+//! runtime's stderr is thrown away under `docker run -t`, RUNTIMES.md §6 and §11).
+//!
+//! The child behaves as the runtime would: same argv (argv[0] its own path), environment plus
+//! the loop marker, every inherited file descriptor, stdio; the signals a caller sends
+//! (TERM, INT, HUP, QUIT, USR1, USR2) are forwarded; it is always reaped; execguard exits with
+//! its status (128+N for a signal, as a shell reports it).
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::Pid;
+
+use crate::delegate::{MARKER, Runtime};
+
+const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Run the runtime to completion; returns its exit status, or an error if it cannot start.
+///
+/// # Errors
+/// The runtime cannot be spawned.
+pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(*s);
+    }
+    // Block the forwarded signals in this thread (and the forwarding thread inherits the mask),
+    // so they queue for sigwait instead of killing execguard; the child gets the old mask back.
+    let mut old = SigSet::empty();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&set),
+        Some(&mut old),
+    );
+    let mut cmd = std::process::Command::new(&runtime.path);
+    cmd.arg0(&runtime.path).args(args).env(MARKER, "1");
+    let restore = old;
+    // SAFETY: only async-signal-safe calls between fork and exec: the child gets back the
+    // signal mask execguard was started with.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&restore),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    let spawned = cmd.spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&old),
+                None,
+            );
+            return Err(e);
+        }
+    };
+    let pid = Pid::from_raw(child.id() as i32);
+    // The forwarder lives until the process exits; it only ever signals our own child.
+    let _ = std::thread::Builder::new()
+        .name("execguard-signals".into())
+        .spawn(move || {
+            while let Ok(sig) = set.wait() {
+                let _ = kill(pid, sig);
+            }
+        });
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&old),
+        None,
+    );
+    let status = status?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Write `text` through the terminal (fd 2) of the container's init `pid`, without blocking.
+///
+/// # Errors
+/// The fd cannot be opened or written.
+pub fn write_to_init_stderr(pid: i32, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/fd/2"))?;
+    f.write_all(text.as_bytes())
+}
+
+/// The pid the runtime wrote to `--pid-file` (bounded read).
+pub fn read_pid_file(path: &std::path::Path) -> Option<i32> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut s = String::new();
+    f.take(64).read_to_string(&mut s).ok()?;
+    s.trim().parse().ok().filter(|p| *p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn rt(p: &str) -> Runtime {
+        Runtime {
+            path: PathBuf::from(p),
+            source: crate::delegate::Source::Flag,
+        }
+    }
+
+    #[test]
+    fn exit_status_and_signals_are_reported_like_a_shell() {
+        let sh = rt("/bin/sh");
+        assert_eq!(run(&sh, &["-c".into(), "exit 7".into()]).unwrap(), 7);
+        assert_eq!(
+            run(&sh, &["-c".into(), "kill -TERM $$".into()]).unwrap(),
+            128 + 15
+        );
+        assert!(run(&rt("/nonexistent/runtime"), &[]).is_err());
+    }
+
+    #[test]
+    fn the_child_sees_the_marker() {
+        let sh = rt("/bin/sh");
+        let code = run(
+            &sh,
+            &["-c".into(), format!("test \"${MARKER}\" = 1").into()],
+        )
+        .unwrap();
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn pid_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pid");
+        std::fs::write(&p, "1234\n").unwrap();
+        assert_eq!(read_pid_file(&p), Some(1234));
+        std::fs::write(&p, "x").unwrap();
+        assert_eq!(read_pid_file(&p), None);
+        assert_eq!(read_pid_file(&d.path().join("none")), None);
+    }
+}
