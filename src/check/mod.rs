@@ -57,6 +57,8 @@ struct Exec<'p> {
     /// Set for the process itself: runc's LookPath (`exec.LookPath` in its init) sees some
     /// failures before exec and reports them at create in its own words.
     lookpath: Option<&'p [u8]>,
+    /// For an execvp caller: the container has /bin/sh, so execvp runs an ENOEXEC file with it.
+    sh: bool,
 }
 
 /// What LookPath reports when it rejects the program before exec.
@@ -69,18 +71,18 @@ enum LookPathFailure {
 }
 
 /// The line the user sees: runc's LookPath message for the process itself, else the exec line.
-fn lookpath_line(x: Exec<'_>, what: LookPathFailure, errno: &str) -> String {
+fn lookpath_line(x: Exec<'_>, what: LookPathFailure, errno: &str) -> Option<String> {
     let Some(name) = x.lookpath else {
         return exec_line(x, errno);
     };
     let n = escape_bytes(name);
     if !name.contains(&b'/') {
-        return format!("exec: \"{n}\": executable file not found in $PATH");
+        return Some(format!("exec: \"{n}\": executable file not found in $PATH"));
     }
-    match what {
+    Some(match what {
         LookPathFailure::NotExecutable => format!("exec: \"{n}\": permission denied"),
         LookPathFailure::Stat => format!("exec: \"{n}\": stat {n}: {}", strerror_go(errno)),
-    }
+    })
 }
 
 fn strerror_go(errno: &str) -> &'static str {
@@ -113,12 +115,25 @@ fn strerror_c(errno: &str) -> &'static str {
     }
 }
 
-/// The line the user sees when this execve fails with `errno`.
-fn exec_line(x: Exec<'_>, errno: &str) -> String {
+/// The line the user sees when this execve fails with `errno`, where it is known exactly.
+///
+/// glibc's execvp (tini, dumb-init, shells, env) retries a file that gets ENOEXEC as a shell
+/// script (posix/execvpe.c `maybe_script_execute`): with /bin/sh in the container the shell
+/// then reports a syntax error of its own; without it, the caller sees ENOENT.
+fn exec_line(x: Exec<'_>, errno: &str) -> Option<String> {
     let p = escape_bytes(x.path);
-    match x.caller {
-        Caller::Runtime => format!("exec {p}: {}", strerror_go(errno)),
-        Caller::Execvp(who) => format!("{who}: exec {p} failed: {}", strerror_c(errno)),
+    let (errno, who) = match x.caller {
+        Caller::Runtime => return Some(format!("exec {p}: {}", strerror_go(errno))),
+        Caller::Execvp(_) if errno == "ENOEXEC" && x.sh => return None,
+        Caller::Execvp(who) if errno == "ENOEXEC" => ("ENOENT", who),
+        Caller::Execvp(who) => (errno, who),
+    };
+    match who {
+        // tini: `[FATAL tini (N)] exec %s failed: %s`.
+        "tini" => Some(format!("exec {p} failed: {}", strerror_c(errno))),
+        // dumb-init: `[dumb-init] %s: %s`.
+        "dumb-init" => Some(format!("[dumb-init] {p}: {}", strerror_c(errno))),
+        _ => None,
     }
 }
 
@@ -161,6 +176,9 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>) -> Diagno
     let mut program = Program::default();
     if let Some(reason) = &spec.lenient_reason {
         tracing::debug!(%reason, "spec read leniently");
+    }
+    if let Some(a0) = spec.args.first() {
+        program.args0 = Some(escape_bytes(a0.as_bytes()));
     }
     for key in HANDLER_ANNOTATIONS {
         if let Some(v) = spec.annotations.get(*key) {
@@ -277,6 +295,11 @@ impl Checker<'_> {
         self.findings.push(f);
     }
 
+    /// Whether /bin/sh resolves in the container (execvp's ENOEXEC fallback needs it).
+    fn has_sh(&self) -> bool {
+        matches!(self.root.resolve(b"/bin/sh", true), Resolution::Found(_))
+    }
+
     fn link(&mut self, path: &[u8], role: &'static str) {
         self.chain.push(ChainLink {
             path: escape_bytes(path),
@@ -300,6 +323,7 @@ impl Checker<'_> {
             path: &path,
             caller: Caller::Runtime,
             lookpath: Some(&args[0]),
+            sh: false,
         };
         if !self.check_file(x, &res, 0) {
             return;
@@ -947,18 +971,36 @@ impl Checker<'_> {
         }
         if sb.crlf && sb.arg.as_ref().is_some_and(|a| a.ends_with(b"\r")) {
             let arg = sb.arg.clone().unwrap_or_default();
+            // A shell given `-e\r` refuses the option and runs nothing (busybox: "illegal
+            // option -", dash: "Illegal option -", bash: "invalid option").
+            let shell_option = arg.starts_with(b"-")
+                && matches!(
+                    base_name(&interp),
+                    b"sh" | b"bash" | b"dash" | b"ash" | b"zsh" | b"ksh" | b"mksh"
+                );
             let f = Finding::new(
                 Code::ShebangCrlf,
-                Severity::Warning,
-                format!(
-                    "{shown} has Windows line endings: its interpreter gets the argument \"{}\" with a carriage return",
-                    escape_bytes(&arg)
-                ),
-                "convert the script to LF line endings (dos2unix)".into(),
+                if shell_option { Severity::Error } else { Severity::Warning },
+                if shell_option {
+                    format!(
+                        "{shown} has Windows line endings: its shell gets the option \"{}\" with a carriage return, refuses it and runs nothing",
+                        escape_bytes(&arg)
+                    )
+                } else {
+                    format!(
+                        "{shown} has Windows line endings: its interpreter gets the argument \"{}\" with a carriage return",
+                        escape_bytes(&arg)
+                    )
+                },
+                "convert the script to LF line endings (dos2unix, `sed -i 's/\\r$//'`, or .gitattributes `*.sh text eol=lf`)".into(),
             )
             .at(&res.path)
             .with_bytes("first_line", &first_line);
+            let stop = shell_option;
             self.add(f);
+            if stop {
+                return false;
+            }
         }
         if sb.line_truncated {
             let f = Finding::new(
@@ -1073,6 +1115,7 @@ impl Checker<'_> {
             path: &path,
             caller: Caller::Execvp("env"),
             lookpath: None,
+            sh: self.has_sh(),
         };
         self.check_file(x, &res, 0)
     }
@@ -1206,7 +1249,7 @@ impl Checker<'_> {
                 format!("{shown} is cut short: its loadable segments end at byte {end}, past the end of the {size}-byte file, so the process dies by SIGBUS or SIGSEGV right after exec"),
                 None,
             )
-            .expect("the process is killed by SIGBUS/SIGSEGV (exit 135 or 139)".into());
+            .expect("the process is killed by SIGBUS/SIGSEGV (exit 135 or 139)".to_string());
             self.add(f);
             return false;
         }
@@ -1707,6 +1750,7 @@ impl Checker<'_> {
             path: &path,
             caller: Caller::Execvp(who),
             lookpath: None,
+            sh: self.has_sh(),
         };
         if self.check_file(x, &res, 0) {
             self.follow_wrappers(&res.path, args, hops + 1);
@@ -1989,16 +2033,28 @@ mod tests {
             path: b"/app",
             caller: Caller::Runtime,
             lookpath: None,
+            sh: false,
         };
-        assert_eq!(exec_line(x, "ENOEXEC"), "exec /app: exec format error");
+        assert_eq!(
+            exec_line(x, "ENOEXEC").as_deref(),
+            Some("exec /app: exec format error")
+        );
         let x = Exec {
             path: b"/app",
             caller: Caller::Execvp("tini"),
             lookpath: None,
+            sh: true,
         };
         assert_eq!(
-            exec_line(x, "ENOENT"),
-            "tini: exec /app failed: No such file or directory"
+            exec_line(x, "ENOENT").as_deref(),
+            Some("exec /app failed: No such file or directory")
+        );
+        // execvp runs an ENOEXEC file with /bin/sh: the shell's own words follow, not known here.
+        assert_eq!(exec_line(x, "ENOEXEC"), None);
+        let x = Exec { sh: false, ..x };
+        assert_eq!(
+            exec_line(x, "ENOEXEC").as_deref(),
+            Some("exec /app failed: No such file or directory")
         );
     }
 

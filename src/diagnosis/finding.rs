@@ -218,9 +218,9 @@ impl Finding {
         self
     }
 
-    /// Set the line the user would otherwise see.
-    pub fn expect(mut self, line: String) -> Finding {
-        self.expected_error = Some(line);
+    /// Set the line the user would otherwise see (`None`: not known exactly).
+    pub fn expect(mut self, line: impl Into<Option<String>>) -> Finding {
+        self.expected_error = line.into();
         self
     }
 

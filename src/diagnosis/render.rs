@@ -175,7 +175,7 @@ mod tests {
             "install qemu-user-static".into(),
         )
         .errno("ENOEXEC")
-        .expect("exec /app: exec format error".into());
+        .expect("exec /app: exec format error".to_string());
         let w = Finding::new(
             Code::BinfmtHandlerDisabled,
             Severity::Warning,
