@@ -76,14 +76,27 @@ pub fn init_pid(rt: &Runtime, inv: &Invocation, id: &OsStr) -> Result<i32, Strin
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| *p > 0);
         if let Some(pid) = pid {
-            let expected = v.get("init_process_start").and_then(Value::as_u64);
+            // runc: init_process_start; crun: process-start-time (both /proc/<pid>/stat field 22).
+            let expected = v
+                .get(if crun {
+                    "process-start-time"
+                } else {
+                    "init_process_start"
+                })
+                .and_then(Value::as_u64);
             if expected.is_none() || expected == start_time(pid) {
                 return Ok(pid);
             }
             return Err(format!("the init process {pid} of the container is gone"));
         }
     }
-    state_pid(rt, inv, id)
+    state_pid(rt, inv, id).map_err(|e| {
+        format!(
+            "no state for container {} in {} ({e})",
+            crate::sanitize::escape_bytes(id.as_bytes()),
+            crate::sanitize::escape_bytes(root.as_os_str().as_bytes())
+        )
+    })
 }
 
 /// Ask the runtime: `<runtime> [--root R] state <id>`.

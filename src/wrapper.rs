@@ -183,10 +183,18 @@ fn fault_injection() {
 }
 
 /// The static view of a bundle: its spec, rootfs and mounts.
-fn bundle_job(bundle: PathBuf, binfmt_root: PathBuf) -> Result<Checked, String> {
+fn bundle_job(
+    bundle: PathBuf,
+    binfmt_root: PathBuf,
+    flavor: crate::check::Flavor,
+) -> Result<Checked, String> {
     let spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
     let host = Host::detect(binfmt_root);
-    let diagnosis = crate::check::diagnose(&spec, &host);
+    let ctx = crate::check::Context {
+        flavor,
+        exec: false,
+    };
+    let diagnosis = crate::check::diagnose_for(&spec, &host, ctx);
     Ok(Checked {
         diagnosis,
         annotations: spec.annotations,
@@ -203,7 +211,11 @@ fn exec_job(runtime: Runtime, inv: Invocation, binfmt_root: PathBuf) -> Result<C
     let pid = crate::live::init_pid(&runtime, &inv, &id)?;
     let spec = crate::live::exec_spec(&inv, pid)?;
     let host = Host::detect(binfmt_root);
-    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root);
+    let ctx = crate::check::Context {
+        flavor: crate::check::Flavor::of(&runtime.path),
+        exec: true,
+    };
+    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root, ctx);
     Ok(Checked {
         diagnosis,
         annotations: BTreeMap::new(),
@@ -272,12 +284,17 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         .container_id
         .as_ref()
         .map(|i| i.to_string_lossy().into_owned());
+    let bundle_json: serde_json::Value = match what {
+        Start::Container => bundle.to_string_lossy().into_owned().into(),
+        Start::Exec => serde_json::Value::Null,
+    };
     let timeout = Duration::from_millis(cfg.check_timeout_ms);
     let binfmt_root = cfg.binfmt_misc_root.clone();
     let checked = match what {
         Start::Container => {
             let b = bundle.clone();
-            run_checks(move || bundle_job(b, binfmt_root), timeout)
+            let flavor = crate::check::Flavor::of(&runtime.path);
+            run_checks(move || bundle_job(b, binfmt_root, flavor), timeout)
         }
         Start::Exec => {
             let (rt, inv) = (runtime.clone(), call.inv.clone());
@@ -299,7 +316,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
                 serde_json::json!({
                     "time": render::rfc3339(SystemTime::now()),
                     "container_id": id,
-                    "bundle": bundle.to_string_lossy(),
+                    "bundle": bundle_json,
                     "skipped": skip.to_string(),
                 }),
                 &say,
@@ -352,10 +369,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         if let Some(o) = v.as_object_mut() {
             o.insert("time".into(), render::rfc3339(SystemTime::now()).into());
             o.insert("container_id".into(), id.clone().into());
-            o.insert(
-                "bundle".into(),
-                bundle.to_string_lossy().into_owned().into(),
-            );
+            o.insert("bundle".into(), bundle_json.clone());
             o.insert("mode".into(), mode.as_str().into());
             o.insert(
                 "action".into(),

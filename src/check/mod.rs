@@ -39,11 +39,42 @@ const MAX_CHAIN: usize = 8;
 /// Annotations that make crun or youki run something other than an ELF.
 const HANDLER_ANNOTATIONS: &[&str] = &["run.oci.handler", "module.wasm.image/variant"];
 
+/// Which runtime will exec the process: their words for the same failure differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// runc (and runtimes that print as it does).
+    #[default]
+    Runc,
+    /// crun.
+    Crun,
+}
+
+impl Flavor {
+    /// The flavor of a runtime binary, by its file name.
+    pub fn of(path: &Path) -> Flavor {
+        let name = path.file_name().map(OsStr::as_bytes).unwrap_or_default();
+        if name.windows(4).any(|w| w == b"crun") {
+            Flavor::Crun
+        } else {
+            Flavor::Runc
+        }
+    }
+}
+
+/// How the process will be started: by which runtime, and by `create`/`run` or by `exec`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The runtime.
+    pub flavor: Flavor,
+    /// `exec` into a running container rather than the container's own process.
+    pub exec: bool,
+}
+
 /// Who performs an execve in the chain, which decides the words the user will see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Caller {
     /// The runtime's init (`exec /app: exec format error`).
-    Runtime,
+    Runtime(Context),
     /// A program calling execvp (tini, dumb-init, a shell, env): execvp retries an ENOEXEC
     /// file as a shell script.
     Execvp(&'static str),
@@ -75,6 +106,16 @@ fn lookpath_line(x: Exec<'_>, what: LookPathFailure, errno: &str) -> Option<Stri
     let Some(name) = x.lookpath else {
         return exec_line(x, errno);
     };
+    if matches!(
+        x.caller,
+        Caller::Runtime(Context {
+            flavor: Flavor::Crun,
+            ..
+        })
+    ) {
+        // crun words these differently ("the path `X` exists but it is not executable").
+        return None;
+    }
     let n = escape_bytes(name);
     if !name.contains(&b'/') {
         return Some(format!("exec: \"{n}\": executable file not found in $PATH"));
@@ -115,6 +156,24 @@ fn strerror_c(errno: &str) -> &'static str {
     }
 }
 
+/// The runtime's own words for a failed exec of the process (`top`: the process itself, not
+/// an interpreter reached from it).
+fn runtime_line(ctx: Context, p: &str, errno: &str, top: bool) -> Option<String> {
+    Some(match (ctx.flavor, ctx.exec) {
+        // runc exec checks eaccess(2) after LookPath (libcontainer/setns_init_linux.go).
+        (Flavor::Runc, true) if top && errno == "EACCES" => {
+            format!("eaccess {p}: permission denied")
+        }
+        (Flavor::Runc, _) => format!("exec {p}: {}", strerror_go(errno)),
+        // crun: libcrun/container.c, after the exec FIFO.
+        (Flavor::Crun, false) if errno == "ENOENT" => format!(
+            "exec container process (missing dynamic library?) `{p}`: No such file or directory"
+        ),
+        (Flavor::Crun, false) => format!("exec container process `{p}`: {}", strerror_c(errno)),
+        (Flavor::Crun, true) => format!("exec: {}", strerror_c(errno)),
+    })
+}
+
 /// The line the user sees when this execve fails with `errno`, where it is known exactly.
 ///
 /// glibc's execvp (tini, dumb-init, shells, env) retries a file that gets ENOEXEC as a shell
@@ -123,7 +182,7 @@ fn strerror_c(errno: &str) -> &'static str {
 fn exec_line(x: Exec<'_>, errno: &str) -> Option<String> {
     let p = escape_bytes(x.path);
     let (errno, who) = match x.caller {
-        Caller::Runtime => return Some(format!("exec {p}: {}", strerror_go(errno))),
+        Caller::Runtime(ctx) => return runtime_line(ctx, &p, errno, x.lookpath.is_some()),
         Caller::Execvp(_) if errno == "ENOEXEC" && x.sh => return None,
         Caller::Execvp(who) if errno == "ENOEXEC" => ("ENOENT", who),
         Caller::Execvp(who) => (errno, who),
@@ -152,6 +211,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// The checks' working state for one diagnosis.
 struct Checker<'a> {
+    ctx: Context,
     spec: &'a SpecView,
     host: &'a Host,
     root: Root,
@@ -162,17 +222,22 @@ struct Checker<'a> {
 
 /// Diagnose the process of a spec (the static view: rootfs plus the spec's mounts).
 pub fn diagnose(spec: &SpecView, host: &Host) -> Diagnosis {
-    diagnose_in(spec, host, None)
+    diagnose_in(spec, host, None, Context::default())
+}
+
+/// [`diagnose`] with the words of a given runtime.
+pub fn diagnose_for(spec: &SpecView, host: &Host, ctx: Context) -> Diagnosis {
+    diagnose_in(spec, host, None, ctx)
 }
 
 /// Diagnose a process against a live container root (`/proc/<pid>/root` of a created or
 /// running container): its mounts are already in place, so the spec's are not applied, and
 /// noexec comes from each file's own mount.
-pub fn diagnose_live(spec: &SpecView, host: &Host, root: &Path) -> Diagnosis {
-    diagnose_in(spec, host, Some(root))
+pub fn diagnose_live(spec: &SpecView, host: &Host, root: &Path, ctx: Context) -> Diagnosis {
+    diagnose_in(spec, host, Some(root), ctx)
 }
 
-fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>) -> Diagnosis {
+fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Context) -> Diagnosis {
     let mut program = Program::default();
     if let Some(reason) = &spec.lenient_reason {
         tracing::debug!(%reason, "spec read leniently");
@@ -225,6 +290,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>) -> Diagno
         }
     };
     let mut c = Checker {
+        ctx,
         spec,
         host,
         root,
@@ -321,7 +387,7 @@ impl Checker<'_> {
         self.link(&path, "process");
         let x = Exec {
             path: &path,
-            caller: Caller::Runtime,
+            caller: Caller::Runtime(self.ctx),
             lookpath: Some(&args[0]),
             sh: false,
         };
@@ -571,10 +637,17 @@ impl Checker<'_> {
         let mode = res.stat.st_mode;
         let fmt = mode & libc::S_IFMT;
         // LookPath only looks at the process itself, not at interpreters reached from it.
-        let xl = Exec {
-            lookpath: if depth == 0 { x.lookpath } else { None },
-            ..x
+        // LookPath (and runc exec's eaccess) only look at the process itself, not at the
+        // interpreters reached from it.
+        let x = if depth == 0 {
+            x
+        } else {
+            Exec {
+                lookpath: None,
+                ..x
+            }
         };
+        let xl = x;
         // Search permission on every directory walked (fs/namei.c may_lookup).
         if let Some(d) = res
             .dirs
@@ -2031,7 +2104,7 @@ mod tests {
     fn exec_lines_by_caller() {
         let x = Exec {
             path: b"/app",
-            caller: Caller::Runtime,
+            caller: Caller::Runtime(Context::default()),
             lookpath: None,
             sh: false,
         };
