@@ -73,6 +73,20 @@ pub fn read(file: &std::fs::File) -> Option<FileCaps> {
     parse(buf.get(..n)?)
 }
 
+/// CAP_VALID_MASK of the running kernel, from /proc/sys/kernel/cap_last_cap.
+pub fn valid_mask() -> u64 {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40)
+        .min(63);
+    if last == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    }
+}
+
 /// A capability set from names (`CAP_NET_ADMIN`); unknown names are left out.
 pub fn mask_of(names: &[String]) -> u64 {
     names
@@ -151,6 +165,13 @@ mod tests {
         // fI & pI also grants.
         let fc = parse(&v2(na, na, true)).unwrap();
         assert_eq!(missing(&fc, 0, na), 0);
+    }
+
+    #[test]
+    fn the_valid_mask_covers_known_capabilities() {
+        let m = valid_mask();
+        assert_ne!(m & caps::Capability::CAP_SYS_ADMIN.bitmask(), 0);
+        assert_ne!(m & caps::Capability::CAP_CHOWN.bitmask(), 0);
     }
 
     #[test]

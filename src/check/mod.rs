@@ -35,6 +35,8 @@ const HEADER_BYTES: usize = 4096;
 const MAX_INTERP_DEPTH: usize = 5;
 /// How many programs a chain of wrappers may hold before execguard stops following it.
 const MAX_CHAIN: usize = 8;
+/// How many files one diagnosis may check in all (interpreters, env targets, wrappers).
+const MAX_STEPS: usize = 32;
 
 /// Annotations that make crun or youki run something other than an ELF.
 const HANDLER_ANNOTATIONS: &[&str] = &["run.oci.handler", "module.wasm.image/variant"];
@@ -47,13 +49,17 @@ pub enum Flavor {
     Runc,
     /// crun.
     Crun,
+    /// crun invoked as krun: the workload runs in a microVM, not by exec on this kernel.
+    Krun,
 }
 
 impl Flavor {
     /// The flavor of a runtime binary, by its file name.
     pub fn of(path: &Path) -> Flavor {
         let name = path.file_name().map(OsStr::as_bytes).unwrap_or_default();
-        if name.windows(4).any(|w| w == b"crun") {
+        if name == b"krun" {
+            Flavor::Krun
+        } else if name.windows(4).any(|w| w == b"crun") {
             Flavor::Crun
         } else {
             Flavor::Runc
@@ -90,6 +96,9 @@ struct Exec<'p> {
     lookpath: Option<&'p [u8]>,
     /// For an execvp caller: the container has /bin/sh, so execvp runs an ENOEXEC file with it.
     sh: bool,
+    /// The name binfmt_misc's extension entries match (`bprm->interp`): the path given to
+    /// execve, then each interpreter's path as named (`bprm_change_interp`).
+    name: &'p [u8],
 }
 
 /// What LookPath reports when it rejects the program before exec.
@@ -166,12 +175,30 @@ fn runtime_line(ctx: Context, p: &str, errno: &str, top: bool) -> Option<String>
         }
         (Flavor::Runc, _) => format!("exec {p}: {}", strerror_go(errno)),
         // crun: libcrun/container.c, after the exec FIFO.
-        (Flavor::Crun, false) if errno == "ENOENT" => format!(
+        (Flavor::Crun | Flavor::Krun, false) if errno == "ENOENT" => format!(
             "exec container process (missing dynamic library?) `{p}`: No such file or directory"
         ),
-        (Flavor::Crun, false) => format!("exec container process `{p}`: {}", strerror_c(errno)),
-        (Flavor::Crun, true) => format!("exec: {}", strerror_c(errno)),
+        (Flavor::Crun | Flavor::Krun, false) => {
+            format!("exec container process `{p}`: {}", strerror_c(errno))
+        }
+        (Flavor::Crun | Flavor::Krun, true) => format!("exec: {}", strerror_c(errno)),
     })
+}
+
+/// glibc's execvp (tini, dumb-init, shells, env) runs a file that gets ENOEXEC with /bin/sh
+/// (posix/execvpe.c `maybe_script_execute`): text then runs as a shell script, so an ENOEXEC
+/// that would stop the runtime only degrades it there.
+fn shell_retries(x: Exec<'_>) -> bool {
+    matches!(x.caller, Caller::Execvp(_)) && x.sh
+}
+
+/// Error, or a warning where execvp's /bin/sh fallback runs the file anyway.
+fn enoexec_severity(x: Exec<'_>) -> Severity {
+    if shell_retries(x) {
+        Severity::Warning
+    } else {
+        Severity::Error
+    }
 }
 
 /// The line the user sees when this execve fails with `errno`, where it is known exactly.
@@ -211,6 +238,8 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// The checks' working state for one diagnosis.
 struct Checker<'a> {
+    /// Files checked so far: a hard bound on the work, whatever the image's links and scripts.
+    steps: usize,
     ctx: Context,
     spec: &'a SpecView,
     host: &'a Host,
@@ -244,6 +273,16 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
     }
     if let Some(a0) = spec.args.first() {
         program.args0 = Some(escape_bytes(a0.as_bytes()));
+    }
+    if ctx.flavor == Flavor::Krun {
+        let f = Finding::new(
+            Code::RuntimeHandler,
+            Severity::Info,
+            "the container is run by krun in a microVM, not by exec on this kernel: not checked"
+                .into(),
+            String::new(),
+        );
+        return Diagnosis::new(program, vec![f]);
     }
     for key in HANDLER_ANNOTATIONS {
         if let Some(v) = spec.annotations.get(*key) {
@@ -290,6 +329,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
         }
     };
     let mut c = Checker {
+        steps: 0,
         ctx,
         spec,
         host,
@@ -390,6 +430,7 @@ impl Checker<'_> {
             caller: Caller::Runtime(self.ctx),
             lookpath: Some(&args[0]),
             sh: false,
+            name: &path,
         };
         if !self.check_file(x, &res, 0) {
             return;
@@ -455,15 +496,51 @@ impl Checker<'_> {
         let mut tried: Vec<serde_json::Value> = Vec::new();
         let mut not_exec: Option<(Vec<u8>, Box<Resolved>)> = None;
         let mut unverifiable: Option<Vec<u8>> = None;
-        for dir in path_var.split(':') {
+        // Go's filepath.SplitList("") is empty: `PATH=` searches nothing.
+        let entries: Vec<&str> = if path_var.is_empty() {
+            Vec::new()
+        } else {
+            path_var.split(':').collect()
+        };
+        let mut denied: Option<Vec<u8>> = None;
+        for dir in entries {
             let dir = if dir.is_empty() { "." } else { dir };
             let cand = join(dir.as_bytes(), name);
             tried.push(escape_bytes(&cand).into());
             let (_, r) = self.resolve(&cand);
             match r {
                 Resolution::Found(res) => {
+                    // The lookup runs as the container's user: a directory it may not search
+                    // makes stat fail, and the search goes on.
+                    if res
+                        .dirs
+                        .iter()
+                        .any(|d| !self.user.may_search(d.mode, d.uid, d.gid))
+                    {
+                        denied.get_or_insert(cand);
+                        continue;
+                    }
                     let is_file = res.stat.st_mode & libc::S_IFMT == libc::S_IFREG;
                     if is_file && res.stat.st_mode & 0o111 != 0 {
+                        if caller.is_none() && !dir.starts_with('/') {
+                            // Go >= 1.19: exec.ErrDot for a program found through a relative
+                            // PATH entry; runc refuses it.
+                            let f = Finding::new(
+                                Code::NotFound,
+                                Severity::Error,
+                                format!(
+                                    "{shown} is found only through the relative PATH entry \"{}\", which the runtime refuses",
+                                    escape_bytes(dir.as_bytes())
+                                ),
+                                "use absolute directories in PATH, or the program's absolute path".into(),
+                            )
+                            .errno("ENOENT")
+                            .expect(format!("exec: \"{shown}\": cannot run executable found relative to current directory"))
+                            .at(&cand)
+                            .with("path_variable", escape_bytes(path_var.as_bytes()));
+                            self.add(f);
+                            return Lookup::Failed;
+                        }
                         return Lookup::Found(cand, Box::new(res));
                     }
                     if is_file && not_exec.is_none() {
@@ -475,6 +552,36 @@ impl Checker<'_> {
                 }
                 _ => {}
             }
+        }
+        if let Some(cand) = denied.filter(|_| not_exec.is_none() && unverifiable.is_none()) {
+            let f = Finding::new(
+                Code::PermissionDeniedUser,
+                Severity::Error,
+                format!(
+                    "{shown} exists at {} but user {}:{} may not search a directory on the way, so the lookup fails",
+                    escape_bytes(&cand),
+                    self.user.uid,
+                    self.user.gid
+                ),
+                "give the directories search permission for the user, or run as their owner".into(),
+            )
+            .errno("EACCES")
+            .expect(match caller {
+                None => format!("exec: \"{shown}\": executable file not found in $PATH"),
+                Some(_) => String::new(),
+            })
+            .at(&cand)
+            .with("searched", tried);
+            let f = if caller.is_some() {
+                Finding {
+                    expected_error: None,
+                    ..f
+                }
+            } else {
+                f
+            };
+            self.add(f);
+            return Lookup::Failed;
         }
         let expected = match caller {
             None => format!(
@@ -632,6 +739,21 @@ impl Checker<'_> {
     /// Check one file that an execve reaches. Returns false when the exec fails there (a
     /// finding was added) or cannot be followed further.
     fn check_file(&mut self, x: Exec<'_>, res: &Resolved, depth: usize) -> bool {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            let f = Finding::new(
+                Code::Unverifiable,
+                Severity::Info,
+                format!(
+                    "stopped following the chain of programs at {} after {MAX_STEPS} files",
+                    escape_bytes(&res.path)
+                ),
+                String::new(),
+            )
+            .at(&res.path);
+            self.add(f);
+            return false;
+        }
         let p = &res.path;
         let shown = escape_bytes(p);
         let mode = res.stat.st_mode;
@@ -711,23 +833,31 @@ impl Checker<'_> {
             return false;
         }
         let (fuid, fgid) = (res.stat.st_uid, res.stat.st_gid);
-        if mode & 0o111 == 0 {
+        // runc's LookPath rejects a file without any x bit at create, before exec.
+        // runc's LookPath rejects a file without any x bit at create, before exec; for
+        // everything else may_open (fs/namei.c) checks noexec before the permission bits.
+        let no_x_bit = mode & 0o111 == 0;
+        if no_x_bit && x.lookpath.is_some() {
+            self.not_executable(xl, p, mode);
+            return false;
+        }
+        // may_open (fs/namei.c) checks noexec before the permission bits.
+        if let Some(why) = self.noexec(res) {
             let f = Finding::new(
-                Code::NotExecutable,
+                Code::NoexecMount,
                 Severity::Error,
-                format!(
-                    "{shown} has no execute bit for anyone (mode {:04o})",
-                    mode & 0o7777
-                ),
-                format!(
-                    "make it executable in the image: RUN chmod +x {shown} (or COPY --chmod=755)"
-                ),
+                format!("{shown} lies on a mount marked noexec ({why})"),
+                "drop noexec from the mount options, or run the program from another mount".into(),
             )
             .errno("EACCES")
-            .expect(lookpath_line(xl, LookPathFailure::NotExecutable, "EACCES"))
+            .expect(exec_line(x, "EACCES"))
             .at(p)
-            .with("mode", format!("{:04o}", mode & 0o7777));
+            .with("mount", why);
             self.add(f);
+            return false;
+        }
+        if no_x_bit {
+            self.not_executable(xl, p, mode);
             return false;
         }
         if !self.user.may_exec(mode, fuid, fgid) {
@@ -753,20 +883,6 @@ impl Checker<'_> {
             self.add(f);
             return false;
         }
-        if let Some(why) = self.noexec(res) {
-            let f = Finding::new(
-                Code::NoexecMount,
-                Severity::Error,
-                format!("{shown} lies on a mount marked noexec ({why})"),
-                "drop noexec from the mount options, or run the program from another mount".into(),
-            )
-            .errno("EACCES")
-            .expect(exec_line(x, "EACCES"))
-            .at(p)
-            .with("mount", why);
-            self.add(f);
-            return false;
-        }
         let file = match resolve::open_for_read(res) {
             Ok(f) => f,
             Err(e) => {
@@ -789,14 +905,14 @@ impl Checker<'_> {
         let mut buf = [0u8; BINPRM_BUF_SIZE];
         let k = header.len().min(BINPRM_BUF_SIZE);
         buf[..k].copy_from_slice(&header[..k]);
-        if let Some(entry) = binfmt::select(self.host.binfmt(), &buf, x.path) {
+        if let Some(entry) = binfmt::select(self.host.binfmt(), &buf, x.name) {
             let entry = entry.clone();
             return self.check_binfmt(x, res, &header, &file, &entry, depth);
         }
         if size == 0 || header.is_empty() {
             let f = Finding::new(
                 Code::EmptyFile,
-                Severity::Error,
+                enoexec_severity(x),
                 format!("{shown} is empty (0 bytes)"),
                 "the file was not copied or was truncated: rebuild the image and check the COPY/ADD source".into(),
             )
@@ -815,21 +931,43 @@ impl Checker<'_> {
         self.check_other(x, res, &header, size)
     }
 
+    fn not_executable(&mut self, x: Exec<'_>, p: &[u8], mode: u32) {
+        let shown = escape_bytes(p);
+        let f = Finding::new(
+            Code::NotExecutable,
+            Severity::Error,
+            format!(
+                "{shown} has no execute bit for anyone (mode {:04o})",
+                mode & 0o7777
+            ),
+            format!("make it executable in the image: RUN chmod +x {shown} (or COPY --chmod=755)"),
+        )
+        .errno("EACCES")
+        .expect(lookpath_line(x, LookPathFailure::NotExecutable, "EACCES"))
+        .at(p)
+        .with("mode", format!("{:04o}", mode & 0o7777));
+        self.add(f);
+    }
+
     /// Why the file's mount forbids exec, if it does.
     fn noexec(&self, res: &Resolved) -> Option<String> {
         if let Some(i) = res.mount {
-            let m = self.root.mounts().get(i)?;
+            let m = self.root.mount(i)?;
             if m.noexec() {
                 return Some(format!("spec mount {}", mount_desc(m)));
+            }
+            // runc remounts a bind only when the spec gives it flags beyond bind and
+            // propagation; otherwise the bind keeps the source mount's flags (clone_mnt).
+            if !bind_is_remounted(m) {
+                return host_noexec(res).then(|| {
+                    format!("spec mount {} from a noexec host filesystem", mount_desc(m))
+                });
             }
             return None;
         }
         // The rootfs (or, in the live view, any file): the file's own mount decides; runc
         // bind-mounts the rootfs and the bind keeps the host mount's noexec.
-        let st = nix::sys::statvfs::fstatvfs(&res.fd).ok()?;
-        st.flags()
-            .contains(nix::sys::statvfs::FsFlags::ST_NOEXEC)
-            .then(|| "the filesystem holding it is mounted noexec".to_string())
+        host_noexec(res).then(|| "the filesystem holding it is mounted noexec".to_string())
     }
 
     fn check_binfmt(
@@ -898,7 +1036,8 @@ impl Checker<'_> {
                 return false;
             }
             self.link(&ires.path, "binfmt-interpreter");
-            if !self.check_file(x, &ires, depth + 1) {
+            let xi = Exec { name: &interp, ..x };
+            if !self.check_file(xi, &ires, depth + 1) {
                 return false;
             }
         }
@@ -979,7 +1118,7 @@ impl Checker<'_> {
             Script::Invalid(ShebangError::NoInterpreter) => {
                 let f = Finding::new(
                     Code::NoShebang,
-                    Severity::Error,
+                    enoexec_severity(x),
                     format!("{shown} starts with #! but names no interpreter"),
                     "write the interpreter's absolute path after #! (e.g. #!/bin/sh)".into(),
                 )
@@ -993,7 +1132,7 @@ impl Checker<'_> {
             Script::Invalid(ShebangError::InterpreterTruncated) => {
                 let f = Finding::new(
                     Code::ShebangTooLong,
-                    Severity::Error,
+                    enoexec_severity(x),
                     format!(
                         "the #! line of {shown} is longer than the kernel's {BINPRM_BUF_SIZE}-byte buffer and the interpreter path is cut"
                     ),
@@ -1113,8 +1252,30 @@ impl Checker<'_> {
             self.too_deep(x, &res.path);
             return false;
         }
+        if !self
+            .user
+            .may_read(res.stat.st_mode, res.stat.st_uid, res.stat.st_gid)
+        {
+            // The kernel execs the interpreter, which then cannot open the script.
+            let f = Finding::new(
+                Code::PermissionDeniedUser,
+                Severity::Error,
+                format!(
+                    "user {}:{} may execute {shown} but not read it (mode {:04o}), so its interpreter cannot open it",
+                    self.user.uid,
+                    self.user.gid,
+                    res.stat.st_mode & 0o7777
+                ),
+                "give the user read permission on the script (chmod a+r)".into(),
+            )
+            .at(&res.path)
+            .with("mode", format!("{:04o}", res.stat.st_mode & 0o7777));
+            self.add(f);
+            return false;
+        }
         self.link(&ires.path, "shebang-interpreter");
-        if !self.check_file(x, &ires, depth + 1) {
+        let xi = Exec { name: &interp, ..x };
+        if !self.check_file(xi, &ires, depth + 1) {
             return false;
         }
         let busybox = base_name(&ires.path) == b"busybox";
@@ -1129,6 +1290,9 @@ impl Checker<'_> {
     /// `#!/usr/bin/env NAME`: env receives everything after `env ` as one argument and
     /// execvp()s it with the process's PATH.
     fn check_env_target(&mut self, arg: &[u8], busybox: bool) -> bool {
+        if self.chain.len() >= MAX_CHAIN {
+            return true;
+        }
         let name: Vec<u8> = if let Some(rest) = arg.strip_prefix(b"-S") {
             // GNU env -S splits the rest; the program is its first word.
             let rest = rest.trim_ascii_start();
@@ -1189,6 +1353,7 @@ impl Checker<'_> {
             caller: Caller::Execvp("env"),
             lookpath: None,
             sh: self.has_sh(),
+            name: &path,
         };
         self.check_file(x, &res, 0)
     }
@@ -1263,6 +1428,20 @@ impl Checker<'_> {
             .with("elf", desc.clone());
             self.add(f);
             return false;
+        }
+        if self.host.native.is_empty() {
+            let f = Finding::new(
+                Code::Unverifiable,
+                Severity::Info,
+                format!(
+                    "this host's machine ({}) is unknown to execguard: whether it runs {arch} natively is not checked",
+                    escape_bytes(self.host.machine.as_bytes())
+                ),
+                String::new(),
+            )
+            .at(&res.path);
+            self.add(f);
+            return true;
         }
         if !self
             .host
@@ -1344,7 +1523,7 @@ impl Checker<'_> {
         let k = header.len().min(BINPRM_BUF_SIZE);
         buf[..k].copy_from_slice(&header[..k]);
         let state = self.host.binfmt();
-        let disabled: Vec<binfmt::Entry> = binfmt::disabled_matches(state, &buf, x.path)
+        let disabled: Vec<binfmt::Entry> = binfmt::disabled_matches(state, &buf, x.name)
             .into_iter()
             .cloned()
             .collect();
@@ -1611,16 +1790,29 @@ impl Checker<'_> {
     }
 
     fn check_file_caps(&mut self, x: Exec<'_>, res: &Resolved, file: &std::fs::File) -> bool {
-        let Some(fc) = filecaps::read(file) else {
+        let Some(mut fc) = filecaps::read(file) else {
             return true;
         };
-        // A revision-3 root id that is not the namespace's root makes the kernel ignore them.
+        // get_file_caps: a nosuid mount makes the kernel ignore file capabilities.
+        let nosuid = match res.mount.and_then(|i| self.root.mount(i)) {
+            Some(m) if m.options.iter().any(|o| o == "nosuid") => true,
+            Some(m) if bind_is_remounted(m) => false,
+            _ => host_nosuid(res),
+        };
+        if nosuid {
+            return true;
+        }
+        // A revision-3 root id must be root of the container's user namespace
+        // (rootid_owns_currentns); otherwise the capabilities are ignored.
         if let Some(rootid) = fc.rootid
-            && rootid != 0
-            && self.user.uid_map.is_empty()
+            && !self.user.is_container_root(rootid)
         {
             return true;
         }
+        // get_vfs_caps_from_disk masks with CAP_VALID_MASK: bits this kernel does not know.
+        let valid = filecaps::valid_mask();
+        fc.permitted &= valid;
+        fc.inheritable &= valid;
         let full = u64::MAX;
         let (bounding, inheritable) = match &self.spec.caps {
             Some(c) => (
@@ -1664,7 +1856,7 @@ impl Checker<'_> {
         let shown = escape_bytes(&res.path);
         // glibc's execvp (tini, shells) runs an ENOEXEC file with /bin/sh: a text file without
         // #! then works, binary data gives a shell syntax error.
-        let via_execvp = matches!(x.caller, Caller::Execvp(_));
+        let via_execvp = shell_retries(x);
         let f = match sniff::sniff(header, size) {
             Format::GitLfsPointer { oid, size: lfs_size } => {
                 let mut f = Finding::new(
@@ -1690,7 +1882,7 @@ impl Checker<'_> {
             .with("format", what),
             Format::Text(flaws) if flaws.bom_then_shebang => Finding::new(
                 Code::ShebangBom,
-                Severity::Error,
+                enoexec_severity(x),
                 format!("{shown} starts with a UTF-8 byte-order mark before #!, so the kernel does not see the #! line"),
                 "save the script as UTF-8 without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//'`)".into(),
             ),
@@ -1706,10 +1898,9 @@ impl Checker<'_> {
                 } else {
                     "it has no #! line"
                 };
-                let sev = if via_execvp { Severity::Warning } else { Severity::Error };
                 let mut f = Finding::new(
                     Code::NoShebang,
-                    sev,
+                    enoexec_severity(x),
                     format!("{shown} is a text file the kernel cannot exec: {why}"),
                     "put #!/bin/sh (or the right interpreter) as the very first bytes of the file".into(),
                 );
@@ -1824,6 +2015,7 @@ impl Checker<'_> {
             caller: Caller::Execvp(who),
             lookpath: None,
             sh: self.has_sh(),
+            name: &path,
         };
         if self.check_file(x, &res, 0) {
             self.follow_wrappers(&res.path, args, hops + 1);
@@ -1832,13 +2024,10 @@ impl Checker<'_> {
 
     /// `sh -c "cmd args"` whose first word is a simple command: check that command too.
     fn follow_shell(&mut self, args: &[Vec<u8>], hops: usize) {
-        let Some(pos) = args.iter().position(|a| a == b"-c") else {
+        let Some(script) = shell_command_string(args) else {
             return;
         };
-        let Some(script) = args.get(pos + 1) else {
-            return;
-        };
-        let Some(word) = first_simple_word(script) else {
+        let Some((word, fatal)) = first_simple_word(script) else {
             return;
         };
         let path_var = self
@@ -1846,6 +2035,7 @@ impl Checker<'_> {
             .env_path()
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .to_string();
+        let before = self.findings.len();
         self.exec_child(
             "sh",
             "shell-command",
@@ -1854,7 +2044,47 @@ impl Checker<'_> {
             &path_var,
             hops,
         );
+        if !fatal {
+            // The command list goes on after this command fails (`a; b`, `a || b`): the start
+            // is degraded, not stopped.
+            for f in &mut self.findings[before..] {
+                if f.severity == Severity::Error {
+                    f.severity = Severity::Warning;
+                }
+            }
+        }
     }
+}
+
+/// The mount holding the opened file is noexec (statvfs ST_NOEXEC).
+fn host_noexec(res: &Resolved) -> bool {
+    nix::sys::statvfs::fstatvfs(&res.fd)
+        .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC))
+}
+
+/// The mount holding the file is nosuid: file capabilities are then ignored (get_file_caps).
+fn host_nosuid(res: &Resolved) -> bool {
+    nix::sys::statvfs::fstatvfs(&res.fd)
+        .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID))
+}
+
+/// Whether runc remounts this bind with the spec's flags (libcontainer/rootfs_linux.go: a
+/// bind is remounted when flags other than bind, rec and propagation are set).
+fn bind_is_remounted(m: &Mount) -> bool {
+    const BIND_ONLY: &[&str] = &[
+        "bind",
+        "rbind",
+        "private",
+        "rprivate",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "unbindable",
+        "runbindable",
+    ];
+    !matches!(m.kind, MountKind::Bind { .. })
+        || m.options.iter().any(|o| !BIND_ONLY.contains(&o.as_str()))
 }
 
 /// The errno a failed resolution stands for.
@@ -1949,11 +2179,10 @@ fn tini_child(args: &[Vec<u8>]) -> Option<usize> {
         if a.first() != Some(&b'-') || a.len() < 2 {
             return Some(i);
         }
-        // -e CODE and -p SIGNAL take a value (attached or next).
-        let last = a.last().copied();
-        if (a.contains(&b'e') || a.contains(&b'p'))
-            && a.len() == 2
-            && matches!(last, Some(b'e' | b'p'))
+        // A cluster like `-se 143`: -e CODE and -p SIGNAL take the rest of the cluster, or
+        // the next argument when they end it.
+        if let Some(k) = a.iter().skip(1).position(|b| *b == b'e' || *b == b'p')
+            && k + 2 == a.len()
         {
             i += 1;
         }
@@ -1980,19 +2209,62 @@ fn dumb_init_child(args: &[Vec<u8>]) -> Option<usize> {
     None
 }
 
-/// catatonit's child: after its flags (`-g`, `-p`, `-P`, `-L`) or `--`.
+/// catatonit's child: after its flags (`-g`, `-p`, `-L`) or `--`; `-P` (pause) has none.
 fn catatonit_child(args: &[Vec<u8>]) -> Option<usize> {
+    if args
+        .iter()
+        .skip(1)
+        .take_while(|a| a.as_slice() != b"--")
+        .any(|a| a == b"-P")
+    {
+        return None;
+    }
     dumb_init_child(args)
 }
 
-/// The first word of a shell command when it is a plain program name or path.
-fn first_simple_word(script: &[u8]) -> Option<Vec<u8>> {
-    let mut words = script
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty());
-    let mut w = words.next()?;
-    if w == b"exec" {
-        w = words.next()?;
+/// The command string of `sh [options] -c STRING`: `-c` (alone or in a cluster like `-ec`)
+/// among the options before the first operand; `-o NAME` takes a value.
+fn shell_command_string(args: &[Vec<u8>]) -> Option<&Vec<u8>> {
+    let mut saw_c = false;
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        if a == b"--" {
+            i += 1;
+            break;
+        }
+        let is_opt = a.len() > 1 && (a[0] == b'-' || a[0] == b'+');
+        if !is_opt {
+            break;
+        }
+        if a[1..].contains(&b'c') && a[0] == b'-' {
+            saw_c = true;
+        }
+        if a.ends_with(b"o") {
+            i += 1;
+        }
+        i += 1;
+    }
+    if saw_c { args.get(i) } else { None }
+}
+
+/// The first word of a shell command when it is a plain program name or path, and whether
+/// its failure ends the command (it is the whole command, is followed by `&&`, or is exec'd).
+fn first_simple_word(script: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let trimmed = script.trim_ascii_start();
+    let (mut rest, mut exec) = (trimmed, false);
+    if let Some(r) = rest.strip_prefix(b"exec")
+        && r.first().is_some_and(|b| b.is_ascii_whitespace())
+    {
+        rest = r.trim_ascii_start();
+        exec = true;
+    }
+    let end = rest
+        .iter()
+        .position(|b| b.is_ascii_whitespace() || b";&|\n".contains(b))
+        .unwrap_or(rest.len());
+    let w = &rest[..end];
+    if w.is_empty() {
+        return None;
     }
     const META: &[u8] = b"$`'\"\\|&;<>(){}*?[]~=#!";
     if w.iter().any(|b| META.contains(b)) {
@@ -2038,11 +2310,35 @@ fn first_simple_word(script: &[u8]) -> Option<Vec<u8>> {
         b":",
         b"pwd",
         b"kill",
+        b"time",
+        b"readonly",
+        b"getopts",
+        b"hash",
+        b"let",
+        b"declare",
+        b"typeset",
+        b"function",
+        b"select",
+        b"jobs",
+        b"shopt",
+        b"exec",
+        b"!",
+        b"{",
+        b"builtin",
+        b"times",
     ];
     if BUILTINS.contains(&w) {
         return None;
     }
-    Some(w.to_vec())
+    // What follows the simple command: its failure stops the list only at the end or before &&.
+    let after = &rest[end..];
+    let op = after.iter().position(|b| b";&|\n".contains(b));
+    let fatal = exec
+        || match op {
+            None => true,
+            Some(k) => after[k..].starts_with(b"&&"),
+        };
+    Some((w.to_vec(), fatal))
 }
 
 /// A path as bytes (helper for callers holding `Path`s).
@@ -2073,6 +2369,13 @@ mod tests {
         );
         assert_eq!(tini_child(&v(&["docker-init", "--"])), None);
         assert_eq!(tini_child(&v(&["tini"])), None);
+        assert_eq!(tini_child(&v(&["tini", "-se", "143", "/app"])), Some(3));
+        assert_eq!(tini_child(&v(&["tini", "-e143", "/app"])), Some(2));
+        assert_eq!(catatonit_child(&v(&["catatonit", "-P"])), None);
+        assert_eq!(
+            catatonit_child(&v(&["catatonit", "-g", "--", "/app"])),
+            Some(3)
+        );
     }
 
     #[test]
@@ -2088,12 +2391,37 @@ mod tests {
     }
 
     #[test]
+    fn shell_command_strings() {
+        let c = |a: &[&str]| shell_command_string(&v(a)).cloned();
+        assert_eq!(c(&["sh", "-c", "x"]), Some(b"x".to_vec()));
+        assert_eq!(c(&["sh", "-ec", "x"]), Some(b"x".to_vec()));
+        assert_eq!(c(&["sh", "-o", "pipefail", "-c", "x"]), Some(b"x".to_vec()));
+        // An operand before -c: the script's own argument, not the shell's option.
+        assert_eq!(c(&["sh", "/entrypoint.sh", "-c", "conf.yml"]), None);
+        assert_eq!(c(&["sh", "-c"]), None);
+        assert_eq!(c(&["bash", "-x"]), None);
+    }
+
+    #[test]
     fn shell_first_words() {
         assert_eq!(
             first_simple_word(b"  exec /app --x"),
-            Some(b"/app".to_vec())
+            Some((b"/app".to_vec(), true))
         );
-        assert_eq!(first_simple_word(b"app && b"), Some(b"app".to_vec()));
+        assert_eq!(
+            first_simple_word(b"app && b"),
+            Some((b"app".to_vec(), true))
+        );
+        assert_eq!(
+            first_simple_word(b"app -x; b"),
+            Some((b"app".to_vec(), false))
+        );
+        assert_eq!(
+            first_simple_word(b"app || b"),
+            Some((b"app".to_vec(), false))
+        );
+        assert_eq!(first_simple_word(b"app\nb"), Some((b"app".to_vec(), false)));
+        assert_eq!(first_simple_word(b"time app"), None);
         assert_eq!(first_simple_word(b"$APP x"), None);
         assert_eq!(first_simple_word(b"FOO=1 app"), None);
         assert_eq!(first_simple_word(b"echo hi"), None);
@@ -2107,6 +2435,7 @@ mod tests {
             caller: Caller::Runtime(Context::default()),
             lookpath: None,
             sh: false,
+            name: b"/app",
         };
         assert_eq!(
             exec_line(x, "ENOEXEC").as_deref(),
@@ -2117,6 +2446,7 @@ mod tests {
             caller: Caller::Execvp("tini"),
             lookpath: None,
             sh: true,
+            name: b"/app",
         };
         assert_eq!(
             exec_line(x, "ENOENT").as_deref(),

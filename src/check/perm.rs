@@ -103,6 +103,24 @@ impl User {
         mapped && (self.dac_read_search || self.dac_override)
     }
 
+    /// May this user read the file (an interpreter opening its script)?
+    pub fn may_read(&self, mode: u32, uid: u32, gid: u32) -> bool {
+        if self.class_bits(mode, uid, gid) & 4 != 0 {
+            return true;
+        }
+        let (_, _, mapped) = self.owner(uid, gid);
+        mapped && (self.dac_read_search || self.dac_override)
+    }
+
+    /// Whether a host uid is root of the container's user namespace (without one, host root).
+    pub fn is_container_root(&self, host_uid: u32) -> bool {
+        if self.uid_map.is_empty() {
+            host_uid == 0
+        } else {
+            map_to_container(&self.uid_map, host_uid) == Some(0)
+        }
+    }
+
     /// May this user execute the regular file? CAP_DAC_OVERRIDE needs at least one x bit.
     pub fn may_exec(&self, mode: u32, uid: u32, gid: u32) -> bool {
         if self.class_bits(mode, uid, gid) & 1 != 0 {
@@ -177,6 +195,23 @@ mod tests {
         // Host root is unmapped: other bits only, and CAP_DAC_OVERRIDE does not apply.
         assert!(!u.may_exec(0o700, 0, 0));
         assert!(u.may_exec(0o701, 0, 0));
+    }
+
+    #[test]
+    fn read_permission_and_container_root() {
+        let u = user(1000, 1000, false);
+        assert!(!u.may_read(0o711, 0, 0));
+        assert!(u.may_read(0o744, 0, 0));
+        assert!(user(0, 0, true).may_read(0o000, 5, 5));
+        assert!(u.is_container_root(0));
+        let mut n = user(0, 0, true);
+        n.uid_map = vec![IdMap {
+            container: 0,
+            host: 100_000,
+            size: 10,
+        }];
+        assert!(n.is_container_root(100_000));
+        assert!(!n.is_container_root(0));
     }
 
     #[test]
