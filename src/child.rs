@@ -43,7 +43,9 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
         Some(&mut old),
     );
     let mut cmd = std::process::Command::new(&runtime.path);
-    cmd.arg0(&runtime.path).args(args).env(MARKER, "1");
+    cmd.arg0(&runtime.path)
+        .args(args)
+        .env(MARKER, crate::delegate::marker_value());
     let restore = old;
     // SAFETY: only async-signal-safe calls between fork and exec: the child gets back the
     // signal mask execguard was started with.
@@ -70,14 +72,42 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
-    // The forwarder lives until the process exits; it only ever signals our own child.
+    // The forwarder signals the child only while it has not been reaped (the lock orders the
+    // two), so a signal can never reach a process that reused the pid.
+    let reaped = std::sync::Arc::new(std::sync::Mutex::new(false));
+    let guard = std::sync::Arc::clone(&reaped);
     let _ = std::thread::Builder::new()
         .name("execguard-signals".into())
         .spawn(move || {
             while let Ok(sig) = set.wait() {
-                let _ = kill(pid, sig);
+                match guard.lock() {
+                    Ok(done) if !*done => {
+                        let _ = kill(pid, sig);
+                    }
+                    _ => break,
+                }
             }
         });
+    // Wait for the exit without reaping, close the forwarder, then reap.
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer; P_PID with our own child's pid.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid.as_raw() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    if let Ok(mut done) = reaped.lock() {
+        *done = true;
+    }
     let status = loop {
         match child.wait() {
             Ok(s) => break Ok(s),
@@ -147,7 +177,10 @@ mod tests {
         let sh = rt("/bin/sh");
         let code = run(
             &sh,
-            &["-c".into(), format!("test \"${MARKER}\" = 1").into()],
+            &[
+                "-c".into(),
+                format!("test \"${MARKER}\" = {}", crate::delegate::marker_value()).into(),
+            ],
         )
         .unwrap();
         assert_eq!(code, 0);

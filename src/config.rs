@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -149,7 +150,45 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let cfg: Config = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let serde_json::Value::Object(map) = doc else {
+            return Err(invalid("the top level is not a JSON object".into()));
+        };
+        // Key by key, so a bad value is reported with the key that holds it.
+        let mut cfg = Config::default();
+        fn field<T: serde::de::DeserializeOwned>(
+            key: &str,
+            v: &serde_json::Value,
+        ) -> Result<T, String> {
+            serde_json::from_value(v.clone()).map_err(|e| format!("{key}: {e}"))
+        }
+        for (k, v) in &map {
+            match k.as_str() {
+                "runtime" => cfg.runtime = field(k, v).map_err(invalid)?,
+                "mode" => cfg.mode = field(k, v).map_err(invalid)?,
+                "check_timeout_ms" => cfg.check_timeout_ms = field(k, v).map_err(invalid)?,
+                "silence" => cfg.silence = field(k, v).map_err(invalid)?,
+                "binfmt_misc_root" => cfg.binfmt_misc_root = field(k, v).map_err(invalid)?,
+                "log" => {
+                    let serde_json::Value::Object(log) = v else {
+                        return Err(invalid("log: expected an object".into()));
+                    };
+                    for (lk, lv) in log {
+                        let key = format!("log.{lk}");
+                        match lk.as_str() {
+                            "path" => cfg.log.path = field(&key, lv).map_err(invalid)?,
+                            "max_bytes" => cfg.log.max_bytes = field(&key, lv).map_err(invalid)?,
+                            "include_ok" => {
+                                cfg.log.include_ok = field(&key, lv).map_err(invalid)?
+                            }
+                            _ => return Err(invalid(format!("unknown key `{key}`"))),
+                        }
+                    }
+                }
+                _ => return Err(invalid(format!("unknown key `{k}`"))),
+            }
+        }
         if let Some(bad) = cfg.silence.iter().find(|s| Code::parse(s).is_none()) {
             return Err(invalid(format!("silence: unknown finding code `{bad}`")));
         }
@@ -167,7 +206,12 @@ impl Config {
     /// # Errors
     /// See [`ConfigError`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = match std::fs::File::open(path) {
+        // Non-blocking and regular files only: a FIFO or device here must never stall a start.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(source) => {
@@ -177,6 +221,16 @@ impl Config {
                 });
             }
         };
+        let meta = file.metadata().map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("not a regular file"),
+            });
+        }
         let mut bytes = Vec::new();
         file.take(MAX_CONFIG_BYTES + 1)
             .read_to_end(&mut bytes)
@@ -249,7 +303,15 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let e = parse(r#"{"mode":"loud"}"#).unwrap_err().to_string();
-        assert!(e.contains("loud"), "{e}");
+        assert!(e.contains("loud") && e.contains("mode:"), "{e}");
+        let e = parse(r#"{"check_timeout_ms":"soon"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("check_timeout_ms:"), "{e}");
+        let e = parse(r#"{"log":{"max_bytes":-1}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.max_bytes:"), "{e}");
         let e = parse(r#"{"silence":["arch-mismatch","nope"]}"#)
             .unwrap_err()
             .to_string();
@@ -280,6 +342,10 @@ mod tests {
         );
         // A directory cannot be read as a file.
         assert!(Config::load(d.path()).is_err());
+        // A FIFO is refused at once, never waited on.
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(Config::load(&fifo).is_err());
     }
 
     #[test]

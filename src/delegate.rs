@@ -12,8 +12,26 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Environment variable set for the real runtime; seeing it on entry means a loop.
+/// Environment variable set for the real runtime: how many execguard calls lead to it.
+/// A runtime's hooks inherit the runtime's environment, so a hook that calls execguard sees
+/// 1 (and execguard then only passes through: the outer call did the checks); a wrapper
+/// script that leads back to execguard makes it grow, and [`MAX_NESTING`] stops the loop.
 pub const MARKER: &str = "EXECGUARD_DELEGATED";
+
+/// The nesting at which execguard calls it a loop.
+pub const MAX_NESTING: u32 = 3;
+
+/// How many execguard calls lead to this one (0 when called by an engine or a person).
+pub fn nesting() -> u32 {
+    std::env::var_os(MARKER)
+        .map(|v| v.to_str().and_then(|s| s.parse().ok()).unwrap_or(1))
+        .unwrap_or(0)
+}
+
+/// The marker value to hand to the runtime.
+pub fn marker_value() -> String {
+    nesting().saturating_add(1).to_string()
+}
 
 /// PATH used when the environment has none (the usual root PATH on Debian).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -68,9 +86,9 @@ pub enum DelegateError {
     },
     /// execguard was started by the runtime it handed over to.
     #[error(
-        "runtime loop: execguard was started again by the runtime it called ({MARKER} is set); the configured runtime leads back to execguard"
+        "runtime loop: execguard was started again by the runtime it called ({MARKER}={0}); the configured runtime leads back to execguard"
     )]
-    Loop,
+    Loop(u32),
     /// execve itself failed.
     #[error("cannot exec runtime {path}: {errno}")]
     Exec {
@@ -216,7 +234,7 @@ pub fn exec(runtime: &Runtime, args: &[OsString]) -> DelegateError {
             envp.push(c);
         }
     }
-    if let Some(c) = to_c(format!("{MARKER}=1").into_bytes()) {
+    if let Some(c) = to_c(format!("{MARKER}={}", marker_value()).into_bytes()) {
         envp.push(c);
     }
     // Rust's runtime ignores SIGPIPE at start-up; the real runtime expects the default.

@@ -70,7 +70,9 @@ pub fn main_entry() -> i32 {
             Outcome::Exit(cli::own::run(&rest, own.config.as_ref()))
         }
         None if args.is_empty() => Outcome::Exit(cli::own::run(&[OsString::from("--help")], None)),
-        _ if std::env::var_os(delegate::MARKER).is_some() => wrapper::refuse_loop(&inv),
+        _ if delegate::nesting() >= delegate::MAX_NESTING => wrapper::refuse_loop(&inv),
+        // An outer execguard already checked (a hook calling the runtime): pass through.
+        _ if delegate::nesting() > 0 => wrapper::pass_through(&call),
         Some("create") | Some("run") => {
             init_debug_tracing();
             wrapper::checked_start(&call, wrapper::Start::Container)

@@ -108,7 +108,7 @@ fn state_pid(rt: &Runtime, inv: &Invocation, id: &OsStr) -> Result<i32, String> 
     let out = cmd
         .arg("state")
         .arg(id)
-        .env(MARKER, "1")
+        .env(MARKER, crate::delegate::marker_value())
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()

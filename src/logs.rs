@@ -43,12 +43,14 @@ impl RuntimeLog {
         } else {
             render::runtime_text_line(level, msg, now)
         };
+        // O_NONBLOCK: a FIFO without a reader fails at once instead of stalling the start.
         if let Ok(mut f) = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&self.path)
+            && f.metadata().is_ok_and(|m| m.is_file())
         {
             let _ = f.write_all(line.as_bytes());
         }
@@ -78,10 +80,13 @@ pub fn append_json_line(cfg: &LogConfig, value: &serde_json::Value) -> std::io::
             .append(true)
             .create(true)
             .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(p)
     };
     let mut f = open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let size = f.metadata()?.size();
     if cfg.max_bytes > 0 && size > 0 && size + line.len() as u64 > cfg.max_bytes {
         let mut old = path.as_os_str().to_owned();

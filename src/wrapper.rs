@@ -93,7 +93,7 @@ pub fn pass_through(call: &Call<'_>) -> Outcome {
 
 /// A runtime loop was detected: refuse, in the runtime's words where its callers look.
 pub fn refuse_loop(inv: &Invocation) -> Outcome {
-    let e = DelegateError::Loop;
+    let e = DelegateError::Loop(delegate::nesting());
     let msg = format!("execguard: {e}");
     let _ = writeln!(std::io::stderr(), "{msg}");
     if let Some(l) = RuntimeLog::from_invocation(inv) {
@@ -135,8 +135,15 @@ where
 {
     // A panic is reported by us in one line, not by the default hook's backtrace text.
     std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
         if let Ok(mut m) = PANIC_MESSAGE.lock() {
-            *m = Some(info.to_string());
+            // One line: the payload escaped, so a newline in it cannot split the message.
+            *m = Some(crate::sanitize::escape_str(&payload));
         }
     }));
     let (tx, rx) = std::sync::mpsc::sync_channel(1);

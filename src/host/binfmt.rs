@@ -327,7 +327,7 @@ fn name_problem(name: &[u8]) -> Option<&'static str> {
 
 /// Decode the hex the kernel prints with `bin2hex` (lower case; upper case is accepted).
 fn decode_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks_exact(2)
@@ -524,14 +524,14 @@ pub fn parse_entry(name: &str, content: &[u8]) -> Result<Entry, ParseError> {
             if magic.is_empty() {
                 return Err(err("magic is empty"));
             }
-            if let Some(m) = &mask {
-                if m.len() != magic.len() {
-                    return Err(err(&format!(
-                        "mask has {} bytes but magic has {}",
-                        m.len(),
-                        magic.len()
-                    )));
-                }
+            if let Some(m) = &mask
+                && m.len() != magic.len()
+            {
+                return Err(err(&format!(
+                    "mask has {} bytes but magic has {}",
+                    m.len(),
+                    magic.len()
+                )));
             }
             let offset = offset.unwrap_or(0);
             if magic.len() > BINPRM_BUF_SIZE || BINPRM_BUF_SIZE - magic.len() < offset {
@@ -683,18 +683,18 @@ fn unescape_hex(raw: &[u8]) -> Vec<u8> {
     while let Some(&c) = src.get(i) {
         if c == b'\\' && src.get(i + 1).is_some() {
             i += 1;
-            if src.get(i) == Some(&b'x') {
-                if let Some(d1) = src.get(i + 1).copied().and_then(hex_val) {
-                    let mut num = d1;
-                    let mut j = i + 2;
-                    if let Some(d2) = src.get(j).copied().and_then(hex_val) {
-                        num = (num << 4) | d2;
-                        j += 1;
-                    }
-                    out.push(num);
-                    i = j;
-                    continue;
+            if src.get(i) == Some(&b'x')
+                && let Some(d1) = src.get(i + 1).copied().and_then(hex_val)
+            {
+                let mut num = d1;
+                let mut j = i + 2;
+                if let Some(d2) = src.get(j).copied().and_then(hex_val) {
+                    num = (num << 4) | d2;
+                    j += 1;
                 }
+                out.push(num);
+                i = j;
+                continue;
             }
             out.push(b'\\');
         }
@@ -1185,10 +1185,10 @@ fn elf_arch(e: &Entry) -> Option<&'static str> {
     if magic.len() < 20 || magic.get(..4) != Some(b"\x7fELF") {
         return None;
     }
-    if let Some(mask) = mask {
-        if mask.get(..4) != Some(&[0xff; 4][..]) {
-            return None;
-        }
+    if let Some(mask) = mask
+        && mask.get(..4) != Some(&[0xff; 4][..])
+    {
+        return None;
     }
     let mut found: Option<&'static str> = None;
     for &(class, data, machine, name) in ELF_ARCHES {
@@ -2039,10 +2039,10 @@ mask ffffffffffffff00fffffffffffffffffeffffff\n";
         fn drop(&mut self) {
             for n in self.names.iter().rev() {
                 let p = self.root.join(n);
-                if p.exists() {
-                    if let Err(e) = std::fs::write(&p, "-1") {
-                        eprintln!("could not remove test entry {}: {e}", p.display());
-                    }
+                if p.exists()
+                    && let Err(e) = std::fs::write(&p, "-1")
+                {
+                    eprintln!("could not remove test entry {}: {e}", p.display());
                 }
             }
         }

@@ -294,10 +294,11 @@ pub fn parse_with_limit(
         dst.copy_from_slice(src);
     }
     let mut avail = have;
-    if avail < EHDR64_SIZE && size > avail as u64 {
-        if let Some(rest) = ehdr.get_mut(avail..) {
-            avail += read_full(file, rest, avail as u64);
-        }
+    if avail < EHDR64_SIZE
+        && size > avail as u64
+        && let Some(rest) = ehdr.get_mut(avail..)
+    {
+        avail += read_full(file, rest, avail as u64);
     }
 
     // load_elf_binary: "First of all, some simple consistency checks".

@@ -799,10 +799,11 @@ impl<'a> Walk<'a> {
         if child_keeps_parent {
             return;
         }
-        if let Some(e) = self.stack.get_mut(idx) {
-            if !e.mount_root && matches!(e.node, Node::Open(_)) {
-                e.node = Node::Closed;
-            }
+        if let Some(e) = self.stack.get_mut(idx)
+            && !e.mount_root
+            && matches!(e.node, Node::Open(_))
+        {
+            e.node = Node::Closed;
         }
     }
 
