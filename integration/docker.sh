@@ -139,6 +139,17 @@ printf '%s\n' "$out" | grep -q 'OCI runtime exec failed: execguard: /bin/busybox
   && ok "enforce: docker exec refused with execguard's reason (rc $rc)" || bad "enforce exec: rc $rc: $out"
 "${D[@]}" rm -f eg-exec2 >/dev/null
 
+# execguard setup docker: adds a runtime to the live daemon.json, keeps the rest, reloads.
+"$W/execguard" setup docker --config "$W/daemon.json" --runtime-name eg-setup --path "$W/execguard" \
+  --reload --pidfile "$W/dockerd.pid" >"$W/setup.out" 2>&1 && rc=0 || rc=$?
+for _ in $(seq 50); do "${D[@]}" info 2>/dev/null | grep -q eg-setup && break; sleep 0.1; done
+"${D[@]}" info 2>/dev/null | grep -q 'Runtimes:.*eg-setup' && [ "$rc" = 0 ] && ok "setup docker --reload registers the runtime" || bad "setup docker: rc $rc: $(cat "$W/setup.out")"
+grep -q execguard-enforce "$W/daemon.json" && ok "setup keeps the other runtimes" || bad "setup lost entries: $(cat "$W/daemon.json")"
+out=$("${D[@]}" run --rm --runtime eg-setup egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | head -1 | grep -q '\[arch-mismatch\]' && ok "the setup runtime explains" || bad "setup runtime: $out"
+"$W/execguard" setup docker --config "$W/daemon.json" --runtime-name eg-setup --path "$W/execguard" >"$W/setup2.out" 2>&1
+cmp -s "$W/daemon.json" "$W/daemon.json.execguard.bak" && bad "second setup rewrote the file" || ok "second setup changes nothing"
+
 # docker info still shows the default runtime's version; execguard passes --version through.
 v1=$("$W/execguard" --version) v2=$(runc --version)
 [ "$v1" = "$v2" ] && ok "--version passed through" || bad "--version: $v1"

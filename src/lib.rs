@@ -20,6 +20,7 @@ pub mod live;
 pub mod logs;
 pub mod rootfs;
 pub mod sanitize;
+pub mod setup;
 pub mod spec;
 pub mod wrapper;
 

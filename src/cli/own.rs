@@ -11,7 +11,7 @@ use crate::host::Host;
 
 /// Names of execguard's own subcommands (none is a runc or crun subcommand, except `help`,
 /// which no engine calls).
-pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help"];
+pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup"];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,12 @@ struct Cli {
 enum Command {
     /// Diagnose a bundle's process without starting anything.
     Check(CheckArgs),
+    /// Register execguard in docker, containerd or podman (see `execguard setup --help`).
+    Setup {
+        /// Arguments of setup.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +68,9 @@ enum Format {
 
 /// Run an own subcommand; returns the exit status.
 pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "setup") {
+        return crate::setup::run(&args[1..]);
+    }
     let mut argv = vec![OsString::from("execguard")];
     argv.extend(args.iter().cloned());
     let cli = match Cli::try_parse_from(argv) {
@@ -73,6 +82,7 @@ pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
     };
     match cli.command {
         Command::Check(a) => check(a, config_flag),
+        Command::Setup { args } => crate::setup::run(&args),
     }
 }
 
