@@ -56,11 +56,19 @@ for _ in $(seq 150); do "${D[@]}" info >/dev/null 2>&1 && break; sleep 0.2; done
 
 # The README's configuration, applied without a restart.
 echo '{"mode":"enforce","log":{"path":null}}' >"$W/enforce.json"
+# crun on this host needs the cgroup2 mount out of its way (RUNTIMES.md §5): a test-only
+# wrapper does that per call, then runs execguard with crun behind it.
+cat >"$W/execguard-crun.sh" <<SH
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "\$0" "\$@"' "$W/execguard" --execguard-runtime=/usr/bin/crun "\$@"
+SH
+chmod 755 "$W/execguard-crun.sh"
 cat >"$W/daemon.json" <<JSON
 {
   "runtimes": {
     "execguard": { "path": "$W/execguard" },
-    "execguard-enforce": { "path": "$W/execguard", "runtimeArgs": ["--execguard-config=$W/enforce.json"] }
+    "execguard-enforce": { "path": "$W/execguard", "runtimeArgs": ["--execguard-config=$W/enforce.json"] },
+    "execguard-crun": { "path": "$W/execguard-crun.sh" }
   },
   "default-runtime": "runc"
 }
@@ -83,6 +91,25 @@ bad() { echo "FAILED: $1"; fail=$((fail + 1)); }
 out=$("${D[@]}" run --rm --runtime execguard egtest:1 /bin/busybox sh -c 'echo good; exit 3' 2>&1) && rc=0 || rc=$?
 ref=$("${D[@]}" run --rm egtest:1 /bin/busybox sh -c 'echo good; exit 3' 2>&1) && rrc=0 || rrc=$?
 [ "$out" = "$ref" ] && [ "$rc" = "$rrc" ] && ok "good image unchanged (rc $rc)" || bad "good image: '$out' rc $rc vs '$ref' rc $rrc"
+
+# stdin reaches the container unchanged.
+out=$(printf 'through stdin\n' | "${D[@]}" run -i --rm --runtime execguard egtest:1 /bin/busybox cat 2>&1) && rc=0 || rc=$?
+[ "$out" = "through stdin" ] && [ "$rc" = 0 ] && ok "stdin passes through" || bad "stdin: '$out' rc $rc"
+
+# docker stop: the TERM reaches the container's init and its exit code is kept.
+stop_code() {
+  "${D[@]}" run -d --name "$1" "${@:2}" egtest:1 /bin/busybox sh -c 'trap "exit 42" TERM; while :; do sleep 0.1; done' >/dev/null
+  sleep 0.5
+  "${D[@]}" stop -t 10 "$1" >/dev/null
+  "${D[@]}" inspect -f '{{.State.ExitCode}}' "$1"
+  "${D[@]}" rm "$1" >/dev/null
+}
+a=$(stop_code eg-stop --runtime execguard) b=$(stop_code eg-stop-ref)
+[ "$a" = 42 ] && [ "$a" = "$b" ] && ok "docker stop: signal delivered, exit code $a as with runc" || bad "docker stop: $a vs runc $b"
+
+# crun behind execguard: a good image unchanged.
+out=$("${D[@]}" run --rm --runtime execguard-crun egtest:1 /bin/busybox sh -c 'echo crun-good; exit 4' 2>&1) && rc=0 || rc=$?
+[ "$out" = crun-good ] && [ "$rc" = 4 ] && ok "crun behind execguard: good image unchanged" || bad "crun good: '$out' rc $rc"
 
 # Only meaningful while no enabled binfmt_misc handler takes aarch64.
 if grep -lqs '7f454c460201010000000000000000000200b700' /proc/sys/fs/binfmt_misc/* 2>/dev/null \
@@ -114,6 +141,12 @@ printf '%s\n' "$logs" | grep -q '\[arch-mismatch\]' && ok "docker logs of a -t c
 printf '%s\n' "$out" | grep -q 'exec format error' && ok "docker run -t: runc's line follows" || bad "docker run -t: no runc line: $out"
 out=$("${D[@]}" run --rm -t --runtime execguard egtest:1 /bin/busybox echo tty-good 2>&1) && rc=0 || rc=$?
 [ "$(printf '%s' "$out" | tr -d '\r')" = tty-good ] && [ "$rc" = 0 ] && ok "docker run -t of a good image unchanged" || bad "docker run -t good: '$out' rc $rc"
+
+# crun behind execguard: the same explanation, then crun's own words.
+out=$("${D[@]}" run --rm --runtime execguard-crun egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+  && ok "crun: docker run shows the diagnosis first (rc $rc)" || bad "crun arm64: $out"
+printf '%s\n' "$out" | grep -qi 'exec format error' && ok "crun: its own line follows" || bad "crun: no crun line: $out"
 
 # Enforce mode: docker run itself fails with execguard's reason, exit 125.
 out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
