@@ -154,6 +154,14 @@ out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64
 printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: /bin/busybox-arm64 is built for aarch64' \
   && ok "enforce: OCI runtime create failed: execguard: ..." || bad "enforce output: $out"
 
+# A create that the runtime itself refuses: execguard's reason is the last error line, with
+# runc's own words kept, so docker run prints both.
+out=$("${D[@]}" run --rm --runtime execguard egtest:1 /no/such/app 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: process.args\[0\] /no/such/app does not exist in the container.*\[not-found\].*runc said: .*no such file or directory' \
+  && ok "a failed create shows execguard's reason and runc's (rc $rc)" || bad "failed create: $out"
+ref=$("${D[@]}" run --rm egtest:1 /no/such/app 2>&1) && rrc=0 || rrc=$?
+[ "$rc" = "$rrc" ] && ok "a failed create keeps docker's exit code ($rc)" || bad "failed create rc $rc vs $rrc"
+
 # docker exec into a running container with a wrong-arch binary.
 "${D[@]}" run -d --name eg-exec --runtime execguard egtest:1 /bin/busybox sleep 60 >/dev/null
 out=$("${D[@]}" exec eg-exec /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?

@@ -34,6 +34,39 @@ impl RuntimeLog {
         }
     }
 
+    /// The `msg` of the last `error` line the runtime wrote (what containerd would show),
+    /// from the last 64 KiB of the file.
+    pub fn last_error(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&self.path)
+            .ok()?;
+        if !f.metadata().ok()?.is_file() {
+            return None;
+        }
+        let len = f.metadata().ok()?.len();
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+        let mut tail = Vec::new();
+        f.take(64 * 1024).read_to_end(&mut tail).ok()?;
+        let text = String::from_utf8_lossy(&tail);
+        text.lines().rev().find_map(|line| {
+            if self.json {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                (v.get("level")?.as_str()? == "error")
+                    .then(|| v.get("msg")?.as_str().map(str::to_string))?
+            } else {
+                let at = line.find("level=error msg=")?;
+                let rest = &line[at + "level=error msg=".len()..];
+                Some(
+                    serde_json::from_str::<String>(rest)
+                        .unwrap_or_else(|_| rest.trim_matches('"').to_string()),
+                )
+            }
+        })
+    }
+
     /// Append one line at `level` (`warning` or `error`). Opened as runc opens it (append,
     /// create, 0644); failures are ignored: the log is advice, never a reason to fail.
     pub fn write(&self, level: &str, msg: &str) {
@@ -125,6 +158,33 @@ mod tests {
         assert!(lines[0].contains("runc said"));
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(v["level"], "warning");
+    }
+
+    #[test]
+    fn the_runtimes_last_error_line_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log.json");
+        std::fs::write(
+            &p,
+            "{\"level\":\"error\",\"msg\":\"first\"}\n{\"level\":\"error\",\"msg\":\"runc create failed: x\"}\n{\"level\":\"warning\",\"msg\":\"w\"}\n",
+        )
+        .unwrap();
+        let l = RuntimeLog {
+            path: p.clone(),
+            json: true,
+        };
+        assert_eq!(l.last_error().as_deref(), Some("runc create failed: x"));
+        let t = d.path().join("log.txt");
+        std::fs::write(
+            &t,
+            "time=\"x\" level=error msg=\"exec: \\\"app\\\": not found\"\n",
+        )
+        .unwrap();
+        let l = RuntimeLog {
+            path: t,
+            json: false,
+        };
+        assert_eq!(l.last_error().as_deref(), Some("exec: \"app\": not found"));
     }
 
     #[test]

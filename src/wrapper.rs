@@ -107,6 +107,8 @@ struct Checked {
     diagnosis: Diagnosis,
     annotations: BTreeMap<String, String>,
     terminal: bool,
+    /// The spec as read (for the live check after `create`).
+    spec: Option<crate::spec::SpecView>,
 }
 
 /// Why the checks gave no diagnosis.
@@ -204,8 +206,32 @@ fn bundle_job(
     let diagnosis = crate::check::diagnose_for(&spec, &host, ctx);
     Ok(Checked {
         diagnosis,
-        annotations: spec.annotations,
+        annotations: spec.annotations.clone(),
         terminal: spec.terminal,
+        spec: Some(spec),
+    })
+}
+
+/// The live view of a created container: its process against `/proc/<pid>/root`, where the
+/// mounts, volumes and whatever createRuntime hooks added are in place.
+fn created_job(
+    mut spec: crate::spec::SpecView,
+    pid: i32,
+    binfmt_root: PathBuf,
+    flavor: crate::check::Flavor,
+) -> Result<Checked, String> {
+    spec.root = PathBuf::from(format!("/proc/{pid}/root"));
+    let host = Host::detect(binfmt_root);
+    let ctx = crate::check::Context {
+        flavor,
+        exec: false,
+    };
+    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root, ctx);
+    Ok(Checked {
+        diagnosis,
+        annotations: BTreeMap::new(),
+        terminal: spec.terminal,
+        spec: None,
     })
 }
 
@@ -227,6 +253,7 @@ fn exec_job(runtime: Runtime, inv: Invocation, binfmt_root: PathBuf) -> Result<C
         diagnosis,
         annotations: BTreeMap::new(),
         terminal: spec.terminal || inv.tty,
+        spec: None,
     })
 }
 
@@ -335,6 +362,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         mut diagnosis,
         annotations,
         terminal,
+        spec,
     } = checked;
     let mut mode = cfg.mode;
     if let Some(m) = annotations.get(MODE_ANNOTATION) {
@@ -355,72 +383,190 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         mode = Mode::Warn;
     }
     diagnosis.silence(&cfg.silenced());
-    let refuse = mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail;
-    // With a terminal, stderr may be a pty in raw mode: end lines with CR LF there.
-    let line_end = if terminal { "\r\n" } else { "\n" };
-    let block = render::stderr_block(&diagnosis, line_end);
-    if !block.is_empty() {
-        let _ = std::io::stderr().write_all(block.as_bytes());
+    let report = Report {
+        cfg: &cfg,
+        runtime_log: runtime_log.as_ref(),
+        id: id.clone(),
+        bundle: bundle_json.clone(),
+        mode,
+        line_end: if terminal { "\r\n" } else { "\n" },
+        say: &say,
+    };
+    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail {
+        report.emit(&diagnosis, Channel::Stderr, "refused");
+        report.refuse(&diagnosis);
+        return Outcome::Exit(1);
     }
-    if let Some(l) = &runtime_log {
-        for f in diagnosis
-            .findings
-            .iter()
-            .filter(|f| f.severity >= crate::diagnosis::Severity::Warning)
-        {
-            l.write("warning", &render::log_message(f));
+    let create = what == Start::Container && call.inv.subcommand_is("create");
+    let Some(spec) = spec.filter(|_| create) else {
+        report.emit(&diagnosis, Channel::Stderr, "started");
+        return Outcome::Exec(runtime);
+    };
+    // create: run the runtime as a child, then explain with what it really made.
+    let status = match crate::child::run(&runtime, call.args) {
+        Ok(s) => s,
+        Err(e) => {
+            report.emit(&diagnosis, Channel::Stderr, "started");
+            say(&format!(
+                "cannot run the runtime as a child ({e}): handing over"
+            ));
+            return Outcome::Exec(runtime);
+        }
+    };
+    if status != 0 {
+        // create failed: the static view explains it, as the last error line after the
+        // runtime's own (containerd shows the last one), carrying the runtime's words too.
+        report.emit(&diagnosis, Channel::Stderr, "create-failed");
+        if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_problem()) {
+            let theirs = l.last_error().unwrap_or_default();
+            let name = runtime
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut msg = render::log_message(f);
+            if !theirs.is_empty() {
+                msg.push_str(&format!("; {name} said: {theirs}"));
+            }
+            l.write("error", &msg);
+        }
+        return Outcome::Exit(status);
+    }
+    let pid = call
+        .inv
+        .pid_file
+        .as_deref()
+        .and_then(crate::child::read_pid_file)
+        .or_else(|| {
+            let id = call.inv.container_id.as_ref()?;
+            crate::live::init_pid(&runtime, call.inv, id).ok()
+        });
+    let live = pid.and_then(|pid| {
+        let flavor = crate::check::Flavor::of(&runtime.path);
+        let binfmt_root = cfg.binfmt_misc_root.clone();
+        match run_checks(move || created_job(spec, pid, binfmt_root, flavor), timeout) {
+            Ok(c) => Some((pid, c.diagnosis)),
+            Err(skip) => {
+                say(&format!(
+                    "live checks skipped, using the bundle's view: {skip}"
+                ));
+                None
+            }
+        }
+    });
+    let (channel, diagnosis) = match live {
+        Some((pid, mut d)) => {
+            d.silence(&cfg.silenced());
+            // With a terminal the runtime's stderr is thrown away (docker run -t); the init's
+            // fd 2 is the container's terminal.
+            (
+                if terminal {
+                    Channel::Init(pid)
+                } else {
+                    Channel::Stderr
+                },
+                d,
+            )
+        }
+        None => (Channel::Stderr, diagnosis),
+    };
+    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail {
+        // Only the live view saw it (a hook or a volume put it there): undo the create.
+        report.emit(&diagnosis, Channel::Stderr, "refused");
+        report.refuse(&diagnosis);
+        delete_created(&runtime, call.inv);
+        return Outcome::Exit(1);
+    }
+    report.emit(&diagnosis, channel, "started");
+    Outcome::Exit(0)
+}
+
+/// Where the block goes.
+#[derive(Clone, Copy)]
+enum Channel {
+    /// execguard's stderr (the container's stderr without a terminal).
+    Stderr,
+    /// The created container's init's fd 2 (its terminal).
+    Init(i32),
+}
+
+/// The outputs of one diagnosis.
+struct Report<'a> {
+    cfg: &'a Config,
+    runtime_log: Option<&'a RuntimeLog>,
+    id: Option<String>,
+    bundle: serde_json::Value,
+    mode: Mode,
+    line_end: &'static str,
+    say: &'a dyn Fn(&str),
+}
+
+impl Report<'_> {
+    /// The block, the runtime log's warning lines and execguard's own log line.
+    fn emit(&self, d: &Diagnosis, channel: Channel, action: &str) {
+        let block = render::stderr_block(d, self.line_end);
+        if !block.is_empty() {
+            match channel {
+                Channel::Stderr => {
+                    let _ = std::io::stderr().write_all(block.as_bytes());
+                }
+                Channel::Init(pid) => {
+                    if let Err(e) = crate::child::write_to_init_stderr(pid, &block) {
+                        (self.say)(&format!("cannot write to the container's terminal: {e}"));
+                    }
+                }
+            }
+        }
+        if let Some(l) = self.runtime_log {
+            for f in d
+                .findings
+                .iter()
+                .filter(|f| f.severity >= crate::diagnosis::Severity::Warning)
+            {
+                l.write("warning", &render::log_message(f));
+            }
+        }
+        if d.verdict != Verdict::Ok || self.cfg.log.include_ok {
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("time".into(), render::rfc3339(SystemTime::now()).into());
+                o.insert("container_id".into(), self.id.clone().into());
+                o.insert("bundle".into(), self.bundle.clone());
+                o.insert("mode".into(), self.mode.as_str().into());
+                o.insert("action".into(), action.into());
+            }
+            own_log(self.cfg, v, self.say);
         }
     }
-    if diagnosis.verdict != Verdict::Ok || cfg.log.include_ok {
-        let mut v = serde_json::to_value(&diagnosis).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("time".into(), render::rfc3339(SystemTime::now()).into());
-            o.insert("container_id".into(), id.clone().into());
-            o.insert("bundle".into(), bundle_json.clone());
-            o.insert("mode".into(), mode.as_str().into());
-            o.insert(
-                "action".into(),
-                if refuse { "refused" } else { "started" }.into(),
-            );
-        }
-        own_log(&cfg, v, &say);
-    }
-    if refuse {
-        if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_error()) {
+
+    /// The error line that makes the engine print execguard's reason.
+    fn refuse(&self, d: &Diagnosis) {
+        if let (Some(l), Some(f)) = (self.runtime_log, d.leading_error()) {
             // The last `error` line is what containerd shows: `OCI runtime create failed: <msg>`
             // (`OCI runtime exec failed: <msg>` for exec).
             l.write("error", &render::log_message(f));
         }
-        return Outcome::Exit(1);
     }
-    // A terminal container: the runtime's stderr does not reach the user (docker run -t
-    // discards it), the container's terminal does. Run create as a child, then write the
-    // block through the init's fd 2, which is the pty.
-    if what == Start::Container
-        && terminal
-        && !block.is_empty()
-        && call.inv.subcommand_is("create")
-        && let Some(pid_file) = call.inv.pid_file.clone()
-    {
-        return match crate::child::run(&runtime, call.args) {
-            Ok(status) => {
-                if status == 0
-                    && let Some(pid) = crate::child::read_pid_file(&pid_file)
-                    && let Err(e) = crate::child::write_to_init_stderr(pid, &block)
-                {
-                    say(&format!("cannot write to the container's terminal: {e}"));
-                }
-                Outcome::Exit(status)
-            }
-            Err(e) => {
-                say(&format!(
-                    "cannot run the runtime as a child ({e}): handing over"
-                ));
-                Outcome::Exec(runtime)
-            }
-        };
+}
+
+/// Remove what `create` made: `<runtime> [--root R] delete --force ID`.
+fn delete_created(runtime: &Runtime, inv: &Invocation) {
+    let Some(id) = &inv.container_id else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(&runtime.path);
+    if let Some(r) = &inv.root {
+        cmd.arg("--root").arg(r);
     }
-    Outcome::Exec(runtime)
+    let _ = cmd
+        .arg("delete")
+        .arg("--force")
+        .arg(id)
+        .env(delegate::MARKER, delegate::marker_value())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// Append to execguard's own log; a failure is said in one line and changes nothing else.
