@@ -1,12 +1,14 @@
-//! Running the real runtime as a child instead of exec'ing it, for the one case where execguard
-//! has something to do after the runtime: `create` of a container with a terminal, whose
-//! diagnosis must go through the container's own terminal (the init's fd 2 is the pty; the
-//! runtime's stderr is thrown away under `docker run -t`, RUNTIMES.md §6 and §11).
+//! Running the real runtime as a child instead of exec'ing it, for `create`, where execguard
+//! has work after the runtime: the live check of what create made (`/proc/<pid>/root`), the
+//! diagnosis through the container's own terminal (the init's fd 2 is the pty; the runtime's
+//! stderr is thrown away under `docker run -t`, RUNTIMES.md §6 and §11), and the explanation of
+//! a failed create after the runtime's own error line.
 //!
 //! The child behaves as the runtime would: same argv (argv[0] its own path), environment plus
 //! the loop marker, every inherited file descriptor, stdio; the signals a caller sends
-//! (TERM, INT, HUP, QUIT, USR1, USR2) are forwarded; it is always reaped; execguard exits with
-//! its status (128+N for a signal, as a shell reports it).
+//! (TERM, INT, HUP, QUIT, USR1, USR2) are forwarded; it is always reaped; it dies with
+//! execguard (PR_SET_PDEATHSIG); execguard exits with its status (128+N for a signal, as a
+//! shell reports it).
 
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -51,6 +53,9 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
     // signal mask execguard was started with.
     unsafe {
         cmd.pre_exec(move || {
+            // Killed with execguard (containerd kills the runtime on a timeout): the runtime
+            // then stops as it would have had it been killed itself.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             nix::sys::signal::pthread_sigmask(
                 nix::sys::signal::SigmaskHow::SIG_SETMASK,
                 Some(&restore),
