@@ -377,7 +377,7 @@ fn link_chain(n: usize) -> Bundle {
 }
 
 #[test]
-fn a_chain_of_41_links_is_symlink_loop_and_40_links_still_run() {
+fn a_chain_of_41_links_is_symlink_loop_and_a_shorter_chain_still_runs() {
     if !runtime_ready() {
         return;
     }
@@ -392,8 +392,11 @@ fn a_chain_of_41_links_is_symlink_loop_and_40_links_still_run() {
         },
     );
     assert!(c.find("symlink-loop").is_some(), "{}", c.json);
-    let b = link_chain(40);
-    prove_runs(&b, "loop40", "hi\n");
+    // Exactly 40 runs too, but not always: when an RCU path walk falls back to a ref walk
+    // (-ECHILD, under load) the kernel can count links of both attempts, and runc then got
+    // ELOOP once at 40 in CI. 30 stays clear of that.
+    let b = link_chain(30);
+    prove_runs(&b, "loop30", "hi\n");
 }
 
 #[test]
