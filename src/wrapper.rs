@@ -112,7 +112,7 @@ struct Checked {
 }
 
 /// Why the checks gave no diagnosis.
-enum Skipped {
+pub(crate) enum Skipped {
     Timeout(Duration),
     Panic(String),
     Failed(String),
@@ -131,9 +131,10 @@ impl std::fmt::Display for Skipped {
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
 /// Run the checks of a bundle on a worker thread, bounded by `timeout`, panics caught.
-fn run_checks<F>(job: F, timeout: Duration) -> Result<Checked, Skipped>
+pub(crate) fn run_checks<T, F>(job: F, timeout: Duration) -> Result<T, Skipped>
 where
-    F: FnOnce() -> Result<Checked, String> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, String> + Send + 'static,
 {
     // A panic is reported by us in one line, not by the default hook's backtrace text.
     std::panic::set_hook(Box::new(|info| {

@@ -11,7 +11,7 @@ use crate::host::Host;
 
 /// Names of execguard's own subcommands (none is a runc or crun subcommand, except `help`,
 /// which no engine calls).
-pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup"];
+pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup", "hook"];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,12 @@ struct Cli {
 enum Command {
     /// Diagnose a bundle's process without starting anything.
     Check(CheckArgs),
+    /// Run as an OCI hook (hooks.d, stage createRuntime): reads the OCI state on stdin.
+    Hook {
+        /// Arguments of hook.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Register execguard in docker, containerd or podman (see `execguard setup --help`).
     Setup {
         /// Arguments of setup.
@@ -68,6 +74,9 @@ enum Format {
 
 /// Run an own subcommand; returns the exit status.
 pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "hook") {
+        return crate::hook::run(&args[1..]);
+    }
     if args.first().is_some_and(|a| a == "setup") {
         return crate::setup::run(&args[1..]);
     }
@@ -83,6 +92,7 @@ pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
     match cli.command {
         Command::Check(a) => check(a, config_flag),
         Command::Setup { args } => crate::setup::run(&args),
+        Command::Hook { args } => crate::hook::run(&args),
     }
 }
 
