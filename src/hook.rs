@@ -30,7 +30,6 @@ use serde_json::Value;
 
 use crate::config::{self, Config, Mode};
 use crate::diagnosis::{Diagnosis, Verdict, render};
-use crate::host::Host;
 use crate::sanitize::escape_str;
 use crate::wrapper::{CRI_TYPE_ANNOTATION, MODE_ANNOTATION};
 
@@ -403,12 +402,7 @@ fn job(
 ) -> Result<Checked, String> {
     let mut spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
     spec.root = live_root(pid, &spec.root)?;
-    let host = Host::detect(binfmt_root);
-    let ctx = crate::check::Context {
-        flavor,
-        exec: false,
-    };
-    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root, ctx);
+    let diagnosis = crate::check::diagnose_created(&spec, binfmt_root, flavor);
     Ok(Checked {
         diagnosis,
         annotations: spec.annotations,

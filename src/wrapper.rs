@@ -222,12 +222,7 @@ fn created_job(
     flavor: crate::check::Flavor,
 ) -> Result<Checked, String> {
     spec.root = PathBuf::from(format!("/proc/{pid}/root"));
-    let host = Host::detect(binfmt_root);
-    let ctx = crate::check::Context {
-        flavor,
-        exec: false,
-    };
-    let diagnosis = crate::check::diagnose_live(&spec, &host, &spec.root, ctx);
+    let diagnosis = crate::check::diagnose_created(&spec, binfmt_root, flavor);
     Ok(Checked {
         diagnosis,
         annotations: BTreeMap::new(),

@@ -266,6 +266,21 @@ pub fn diagnose_live(spec: &SpecView, host: &Host, root: &Path, ctx: Context) ->
     diagnose_in(spec, host, Some(root), ctx)
 }
 
+/// The container's own process (not an exec) against the live root in `spec.root`, on this
+/// host, in `flavor`'s words: what `create` and the OCI hook check.
+pub fn diagnose_created(
+    spec: &SpecView,
+    binfmt_root: std::path::PathBuf,
+    flavor: Flavor,
+) -> Diagnosis {
+    let host = Host::detect(binfmt_root);
+    let ctx = Context {
+        flavor,
+        exec: false,
+    };
+    diagnose_live(spec, &host, &spec.root, ctx)
+}
+
 fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Context) -> Diagnosis {
     let mut program = Program::default();
     if let Some(reason) = &spec.lenient_reason {
