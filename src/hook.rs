@@ -31,6 +31,8 @@ use serde_json::Value;
 use crate::config::{self, Config, Mode};
 use crate::diagnosis::{Diagnosis, Verdict, render};
 use crate::sanitize::escape_str;
+use crate::wrapper::effective_mode;
+#[cfg(test)]
 use crate::wrapper::{CRI_TYPE_ANNOTATION, MODE_ANNOTATION};
 
 /// The largest OCI state read from stdin (bytes).
@@ -268,34 +270,6 @@ pub fn read_bounded(fd: BorrowedFd<'_>, cap: usize, deadline: Instant) -> Result
             return Err(format!("more than {cap} bytes"));
         }
     }
-}
-
-/// The mode for one container, as wrapper mode decides it: the `io.execguard.mode`
-/// annotation overrides the configured mode, and the CRI sandbox (pause) container is never
-/// enforced. The second value says why an annotation was ignored.
-pub fn effective_mode(
-    configured: Mode,
-    annotations: &BTreeMap<String, String>,
-) -> (Mode, Option<String>) {
-    let mut mode = configured;
-    let mut note = None;
-    if let Some(m) = annotations.get(MODE_ANNOTATION) {
-        match Mode::parse(m) {
-            Some(m) => mode = m,
-            None => {
-                note = Some(format!(
-                    "annotation {MODE_ANNOTATION}={} is not off, warn or enforce: ignored",
-                    escape_str(m)
-                ));
-            }
-        }
-    }
-    if mode == Mode::Enforce
-        && annotations.get(CRI_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox")
-    {
-        mode = Mode::Warn;
-    }
-    (mode, note)
 }
 
 /// What the hook does with a finished diagnosis.

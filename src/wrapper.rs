@@ -109,6 +109,9 @@ struct Checked {
     terminal: bool,
     /// The spec as read (for the live check after `create`).
     spec: Option<crate::spec::SpecView>,
+    /// The static diagnosis was not made (warn-mode create: the live view after create
+    /// replaces it, and only a failed create needs it).
+    deferred: bool,
 }
 
 /// Why the checks gave no diagnosis.
@@ -197,20 +200,65 @@ fn bundle_job(
     bundle: PathBuf,
     binfmt_root: PathBuf,
     flavor: crate::check::Flavor,
+    defer_in: Option<Mode>,
 ) -> Result<Checked, String> {
     let spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
-    let host = Host::detect(binfmt_root);
-    let ctx = crate::check::Context {
-        flavor,
-        exec: false,
+    // A warn-mode create is checked after create, in the live view: no need to do it twice.
+    let deferred = defer_in.is_some_and(|m| effective_mode(m, &spec.annotations).0 == Mode::Warn);
+    let diagnosis = if deferred {
+        Diagnosis::new(crate::diagnosis::Program::default(), Vec::new())
+    } else {
+        static_diagnosis(&spec, binfmt_root, flavor)
     };
-    let diagnosis = crate::check::diagnose_for(&spec, &host, ctx);
     Ok(Checked {
         diagnosis,
         annotations: spec.annotations.clone(),
         terminal: spec.terminal,
         spec: Some(spec),
+        deferred,
     })
+}
+
+/// The static view: rootfs plus the spec's mounts.
+fn static_diagnosis(
+    spec: &crate::spec::SpecView,
+    binfmt_root: PathBuf,
+    flavor: crate::check::Flavor,
+) -> Diagnosis {
+    let host = Host::detect(binfmt_root);
+    let ctx = crate::check::Context {
+        flavor,
+        exec: false,
+    };
+    crate::check::diagnose_for(spec, &host, ctx)
+}
+
+/// The mode for one container, as wrapper mode decides it: the `io.execguard.mode`
+/// annotation overrides the configured mode, and the CRI sandbox (pause) container is never
+/// enforced. The second value says why an annotation was ignored.
+pub fn effective_mode(
+    configured: Mode,
+    annotations: &BTreeMap<String, String>,
+) -> (Mode, Option<String>) {
+    let mut mode = configured;
+    let mut note = None;
+    if let Some(m) = annotations.get(MODE_ANNOTATION) {
+        match Mode::parse(m) {
+            Some(m) => mode = m,
+            None => {
+                note = Some(format!(
+                    "annotation {MODE_ANNOTATION}={} is not off, warn or enforce: ignored",
+                    crate::sanitize::escape_str(m)
+                ));
+            }
+        }
+    }
+    if mode == Mode::Enforce
+        && annotations.get(CRI_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox")
+    {
+        mode = Mode::Warn;
+    }
+    (mode, note)
 }
 
 /// The live view of a created container: its process against `/proc/<pid>/root`, where the
@@ -228,6 +276,7 @@ fn created_job(
         annotations: BTreeMap::new(),
         terminal: spec.terminal,
         spec: None,
+        deferred: false,
     })
 }
 
@@ -250,6 +299,7 @@ fn exec_job(runtime: Runtime, inv: Invocation, binfmt_root: PathBuf) -> Result<C
         annotations: BTreeMap::new(),
         terminal: spec.terminal || inv.tty,
         spec: None,
+        deferred: false,
     })
 }
 
@@ -324,7 +374,8 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         Start::Container => {
             let b = bundle.clone();
             let flavor = crate::check::Flavor::of(&runtime.path);
-            run_checks(move || bundle_job(b, binfmt_root, flavor), timeout)
+            let defer = call.inv.subcommand_is("create").then_some(cfg.mode);
+            run_checks(move || bundle_job(b, binfmt_root, flavor, defer), timeout)
         }
         Start::Exec => {
             let (rt, inv) = (runtime.clone(), call.inv.clone());
@@ -359,24 +410,14 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         annotations,
         terminal,
         spec,
+        deferred,
     } = checked;
-    let mut mode = cfg.mode;
-    if let Some(m) = annotations.get(MODE_ANNOTATION) {
-        match Mode::parse(m) {
-            Some(m) => mode = m,
-            None => say(&format!(
-                "annotation {MODE_ANNOTATION}={} is not off, warn or enforce: ignored",
-                crate::sanitize::escape_str(m)
-            )),
-        }
+    let (mode, note) = effective_mode(cfg.mode, &annotations);
+    if let Some(n) = note {
+        say(&n);
     }
     if mode == Mode::Off {
         return Outcome::Exec(runtime);
-    }
-    if mode == Mode::Enforce
-        && annotations.get(CRI_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox")
-    {
-        mode = Mode::Warn;
     }
     diagnosis.silence(&cfg.silenced());
     let report = Report {
@@ -412,6 +453,17 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     if status != 0 {
         // create failed: the static view explains it, as the last error line after the
         // runtime's own (containerd shows the last one), carrying the runtime's words too.
+        if deferred {
+            let flavor = crate::check::Flavor::of(&runtime.path);
+            let (sp, root) = (spec.clone(), cfg.binfmt_misc_root.clone());
+            match run_checks(move || Ok(static_diagnosis(&sp, root, flavor)), timeout) {
+                Ok(mut d) => {
+                    d.silence(&cfg.silenced());
+                    diagnosis = d;
+                }
+                Err(skip) => say(&format!("checks skipped: {skip}")),
+            }
+        }
         report.emit(&diagnosis, Channel::Stderr, "create-failed");
         if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_problem()) {
             let theirs = l.last_error().unwrap_or_default();
