@@ -27,35 +27,68 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGUSR2,
 ];
 
-/// Run the runtime to completion; returns its exit status, or an error if it cannot start.
+/// Why the runtime could not be run as a child.
+#[derive(Debug)]
+pub enum ChildError {
+    /// It never started: handing over with exec is still possible.
+    Spawn(std::io::Error),
+    /// It started but its end could not be observed: it must not be run again.
+    Wait(std::io::Error),
+}
+
+impl std::fmt::Display for ChildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildError::Spawn(e) => write!(f, "cannot start the runtime: {e}"),
+            ChildError::Wait(e) => write!(f, "cannot wait for the runtime: {e}"),
+        }
+    }
+}
+
+/// The signal mask execguard was started with, which every child gets back.
+static ORIGINAL_MASK: std::sync::OnceLock<SigSet> = std::sync::OnceLock::new();
+
+/// Run the runtime to completion; returns its exit status.
 ///
 /// # Errors
-/// The runtime cannot be spawned.
-pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
+/// [`ChildError::Spawn`] when it cannot start, [`ChildError::Wait`] when its end is lost.
+pub fn run(runtime: &Runtime, args: &[OsString]) -> Result<i32, ChildError> {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(*s);
     }
-    // Block the forwarded signals in this thread (and the forwarding thread inherits the mask),
-    // so they queue for sigwait instead of killing execguard; the child gets the old mask back.
+    // Block the forwarded signals (the forwarding thread inherits the mask), so they queue for
+    // sigwait instead of killing execguard; they stay blocked until execguard exits, since a
+    // signal after the runtime ended has no one left to reach.
     let mut old = SigSet::empty();
     let _ = nix::sys::signal::pthread_sigmask(
         nix::sys::signal::SigmaskHow::SIG_BLOCK,
         Some(&set),
         Some(&mut old),
     );
+    let restore = *ORIGINAL_MASK.get_or_init(|| old);
+    // With SIGCHLD ignored the kernel reaps children itself and wait fails: take it back for
+    // the wait, and give the runtime what execguard inherited.
+    // SAFETY: changing a signal disposition; the old one is kept and restored in the child.
+    let old_chld = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     let mut cmd = std::process::Command::new(&runtime.path);
     cmd.arg0(&runtime.path)
         .args(args)
         .env(MARKER, crate::delegate::marker_value());
-    let restore = old;
-    // SAFETY: only async-signal-safe calls between fork and exec: the child gets back the
-    // signal mask execguard was started with.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // Killed with execguard (containerd kills the runtime on a timeout): the runtime
-            // then stops as it would have had it been killed itself.
+            // then stops as it would have had it been killed itself. If execguard is already
+            // gone, stop now.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(137);
+            }
+            if old_chld != libc::SIG_ERR {
+                libc::signal(libc::SIGCHLD, old_chld);
+            }
             nix::sys::signal::pthread_sigmask(
                 nix::sys::signal::SigmaskHow::SIG_SETMASK,
                 Some(&restore),
@@ -64,24 +97,13 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
             .map_err(std::io::Error::from)
         });
     }
-    let spawned = cmd.spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&old),
-                None,
-            );
-            return Err(e);
-        }
-    };
+    let mut child = cmd.spawn().map_err(ChildError::Spawn)?;
     let pid = Pid::from_raw(child.id() as i32);
     // The forwarder signals the child only while it has not been reaped (the lock orders the
     // two), so a signal can never reach a process that reused the pid.
     let reaped = std::sync::Arc::new(std::sync::Mutex::new(false));
     let guard = std::sync::Arc::clone(&reaped);
-    let _ = std::thread::Builder::new()
+    let forwarder = std::thread::Builder::new()
         .name("execguard-signals".into())
         .spawn(move || {
             while let Ok(sig) = set.wait() {
@@ -93,6 +115,14 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
                 }
             }
         });
+    if forwarder.is_err() {
+        // Nothing would forward them: let signals act as they would on the runtime's caller.
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
+    }
     // Wait for the exit without reaping, close the forwarder, then reap.
     loop {
         // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
@@ -115,17 +145,11 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> std::io::Result<i32> {
     }
     let status = loop {
         match child.wait() {
-            Ok(s) => break Ok(s),
+            Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(e),
+            Err(e) => return Err(ChildError::Wait(e)),
         }
     };
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&old),
-        None,
-    );
-    let status = status?;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
@@ -174,7 +198,10 @@ mod tests {
             run(&sh, &["-c".into(), "kill -TERM $$".into()]).unwrap(),
             128 + 15
         );
-        assert!(run(&rt("/nonexistent/runtime"), &[]).is_err());
+        assert!(matches!(
+            run(&rt("/nonexistent/runtime"), &[]),
+            Err(ChildError::Spawn(_))
+        ));
     }
 
     #[test]

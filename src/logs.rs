@@ -59,10 +59,11 @@ impl RuntimeLog {
             } else {
                 let at = line.find("level=error msg=")?;
                 let rest = &line[at + "level=error msg=".len()..];
-                Some(
-                    serde_json::from_str::<String>(rest)
-                        .unwrap_or_else(|_| rest.trim_matches('"').to_string()),
-                )
+                // Only the quoted value: --debug adds func=/file= fields after it.
+                serde_json::Deserializer::from_str(rest)
+                    .into_iter::<String>()
+                    .next()?
+                    .ok()
             }
         })
     }

@@ -25,6 +25,8 @@ use crate::logs::{self, RuntimeLog};
 pub const MODE_ANNOTATION: &str = "io.execguard.mode";
 /// The CRI annotation naming the container type; `sandbox` (the pause container) is never enforced.
 pub const CRI_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+/// CRI-O's name for the same annotation.
+pub const CRIO_TYPE_ANNOTATION: &str = "io.kubernetes.cri-o.ContainerType";
 
 /// What the process should do next.
 pub enum Outcome {
@@ -253,9 +255,10 @@ pub fn effective_mode(
             }
         }
     }
-    if mode == Mode::Enforce
-        && annotations.get(CRI_TYPE_ANNOTATION).map(String::as_str) == Some("sandbox")
-    {
+    let sandbox = [CRI_TYPE_ANNOTATION, CRIO_TYPE_ANNOTATION]
+        .iter()
+        .any(|k| annotations.get(*k).map(String::as_str) == Some("sandbox"));
+    if mode == Mode::Enforce && sandbox {
         mode = Mode::Warn;
     }
     (mode, note)
@@ -429,12 +432,19 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         line_end: if terminal { "\r\n" } else { "\n" },
         say: &say,
     };
-    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail {
+    let create = what == Start::Container && call.inv.subcommand_is("create");
+    // A file missing from the bundle's view may still be there after create (a createRuntime
+    // hook injects it, or a mount the static view cannot see provides it): let create run
+    // and decide on the live view, which deletes what create made if the error stands.
+    let live_may_differ = create
+        && diagnosis
+            .leading_error()
+            .is_some_and(|f| may_appear_at_create(f.code));
+    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail && !live_may_differ {
         report.emit(&diagnosis, Channel::Stderr, "refused");
         report.refuse(&diagnosis);
         return Outcome::Exit(1);
     }
-    let create = what == Start::Container && call.inv.subcommand_is("create");
     let Some(spec) = spec.filter(|_| create) else {
         report.emit(&diagnosis, Channel::Stderr, "started");
         return Outcome::Exec(runtime);
@@ -442,12 +452,17 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     // create: run the runtime as a child, then explain with what it really made.
     let status = match crate::child::run(&runtime, call.args) {
         Ok(s) => s,
-        Err(e) => {
+        Err(crate::child::ChildError::Spawn(e)) => {
             report.emit(&diagnosis, Channel::Stderr, "started");
             say(&format!(
                 "cannot run the runtime as a child ({e}): handing over"
             ));
             return Outcome::Exec(runtime);
+        }
+        Err(e @ crate::child::ChildError::Wait(_)) => {
+            // The runtime ran: running it again would create twice. Its result is unknown.
+            say(&e.to_string());
+            return Outcome::Exit(1);
         }
     };
     if status != 0 {
@@ -465,17 +480,18 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
             }
         }
         report.emit(&diagnosis, Channel::Stderr, "create-failed");
-        if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_problem()) {
-            let theirs = l.last_error().unwrap_or_default();
+        // Only an error finding explains a failed create, and only after the runtime's own
+        // error line: with none, containerd falls back to the runtime's stderr, kept as is.
+        if let (Some(l), Some(f)) = (&runtime_log, diagnosis.leading_error())
+            && let Some(theirs) = l.last_error()
+        {
             let name = runtime
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let mut msg = render::log_message(f);
-            if !theirs.is_empty() {
-                msg.push_str(&format!("; {name} said: {theirs}"));
-            }
+            msg.push_str(&format!("; {name} said: {theirs}"));
             l.write("error", &msg);
         }
         return Outcome::Exit(status);
@@ -527,6 +543,19 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     }
     report.emit(&diagnosis, channel, "started");
     Outcome::Exit(0)
+}
+
+/// Findings about a file that is missing, which the live view after create may not share.
+fn may_appear_at_create(code: crate::diagnosis::Code) -> bool {
+    use crate::diagnosis::Code;
+    matches!(
+        code,
+        Code::NotFound
+            | Code::InterpreterMissing
+            | Code::ShebangInterpreterMissing
+            | Code::EnvTargetMissing
+            | Code::BinfmtInterpreterUnreachable
+    )
 }
 
 /// Where the block goes.

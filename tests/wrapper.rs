@@ -303,7 +303,7 @@ fn add_marker_hook(b: &mut Bundle, marker: &Path) {
 }
 
 #[test]
-fn enforce_mode_refuses_an_error_finding_and_never_runs_runc() {
+fn enforce_mode_refuses_an_error_finding_and_leaves_no_container() {
     if !runtime_ready() {
         return;
     }
@@ -356,10 +356,15 @@ fn enforce_mode_refuses_an_error_finding_and_never_runs_runc() {
             stderr.lines().all(|l| l.starts_with("execguard: ")),
             "nothing but execguard's block on stderr (runc never ran): {stderr:?}"
         );
-        assert!(
-            !marker.exists() && !control.exists(),
-            "runc's hook ran under enforce {verb}"
-        );
+        // A missing interpreter may be put there by a createRuntime hook, so for `create`
+        // execguard lets create run, checks the live view, and deletes what create made when
+        // the error stands (the state check below); `run` is refused before runc runs.
+        if verb == "run" {
+            assert!(
+                !marker.exists() && !control.exists(),
+                "runc's hook ran under enforce {verb}"
+            );
+        }
         let s = rc(&["state", &id]);
         assert_ne!(
             s.code(),

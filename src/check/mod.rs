@@ -1548,8 +1548,7 @@ impl Checker<'_> {
         };
         let compat = self
             .host
-            .compat_note
-            .clone()
+            .compat_note()
             .filter(|_| arch == "i386" || arch == "arm");
         let install = format!(
             "use an image built for {host} (docker run --platform linux/{}), or register an emulator for {arch} with the F flag: apt-get install qemu-user-static (Debian/Ubuntu) or docker run --privileged --rm tonistiigi/binfmt --install {arch}",

@@ -46,10 +46,13 @@ pub struct ElfTarget {
 pub struct Host {
     /// The machine as `uname -m` says it (`x86_64`, `aarch64`).
     pub machine: String,
-    /// The triples binfmt_elf (and compat_binfmt_elf) accept.
+    /// The triples binfmt_elf accepts.
     pub native: Vec<ElfTarget>,
-    /// Why a compat triple is missing, for the explanation (`ia32_emulation=0` on the command line).
-    pub compat_note: Option<String>,
+    /// The triple compat_binfmt_elf would accept (i386 on x86_64, arm on arm64), if any.
+    pub compat_target: Option<ElfTarget>,
+    /// Whether the kernel allows it, and why not: probed on first use only (it reads the
+    /// kernel's command line and config), since most files are native.
+    compat: OnceCell<(bool, Option<String>)>,
     /// Where binfmt_misc is read from.
     pub binfmt_root: PathBuf,
     binfmt: OnceCell<binfmt::State>,
@@ -95,14 +98,12 @@ impl Host {
     /// A host with the given machine name; `compat` says whether the usual compat machine is
     /// allowed (IA32 emulation on x86_64, AArch32 EL0 on arm64).
     pub fn with_machine(machine: &str, compat: bool, binfmt_root: PathBuf) -> Host {
-        let (mut native, compat_target) = targets_for(machine);
-        if compat && let Some(c) = compat_target {
-            native.push(c);
-        }
+        let (native, compat_target) = targets_for(machine);
         Host {
             machine: machine.to_string(),
             native,
-            compat_note: None,
+            compat_target,
+            compat: OnceCell::from((compat, None)),
             binfmt_root,
             binfmt: OnceCell::new(),
         }
@@ -113,10 +114,24 @@ impl Host {
         let machine = nix::sys::utsname::uname()
             .map(|u| u.machine().to_string_lossy().into_owned())
             .unwrap_or_else(|_| std::env::consts::ARCH.to_string());
-        let (compat, note) = compat_allowed(&machine);
-        let mut h = Host::with_machine(&machine, compat, binfmt_root);
-        h.compat_note = note;
-        h
+        let (native, compat_target) = targets_for(&machine);
+        Host {
+            machine,
+            native,
+            compat_target,
+            compat: OnceCell::new(),
+            binfmt_root,
+            binfmt: OnceCell::new(),
+        }
+    }
+
+    fn compat(&self) -> &(bool, Option<String>) {
+        self.compat.get_or_init(|| compat_allowed(&self.machine))
+    }
+
+    /// Why the compat machine is not allowed, when it is not.
+    pub fn compat_note(&self) -> Option<String> {
+        self.compat().1.clone()
     }
 
     /// binfmt_misc, read once on first use.
@@ -136,9 +151,11 @@ impl Host {
         endian: Option<Endian>,
         machine: u16,
     ) -> bool {
-        self.native
-            .iter()
-            .any(|n| Some(n.class) == class && Some(n.endian) == endian && n.machine == machine)
+        let is = |n: &ElfTarget| {
+            Some(n.class) == class && Some(n.endian) == endian && n.machine == machine
+        };
+        self.native.iter().any(is)
+            || (self.compat_target.as_ref().is_some_and(is) && self.compat().0)
     }
 }
 
