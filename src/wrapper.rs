@@ -377,7 +377,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         Start::Container => {
             let b = bundle.clone();
             let flavor = crate::check::Flavor::of(&runtime.path);
-            let defer = call.inv.subcommand_is("create").then_some(cfg.mode);
+            let defer = create_as_child(what, call.inv).then_some(cfg.mode);
             run_checks(move || bundle_job(b, binfmt_root, flavor, defer), timeout)
         }
         Start::Exec => {
@@ -432,7 +432,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         line_end: if terminal { "\r\n" } else { "\n" },
         say: &say,
     };
-    let create = what == Start::Container && call.inv.subcommand_is("create");
+    let create = create_as_child(what, call.inv);
     // A file missing from the bundle's view may still be there after create (a createRuntime
     // hook injects it, or a mount the static view cannot see provides it): let create run
     // and decide on the live view, which deletes what create made if the error stands.
@@ -543,6 +543,14 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     }
     report.emit(&diagnosis, channel, "started");
     Outcome::Exit(0)
+}
+
+/// Whether this start is a `create` run as a child and checked in the live view. Socket
+/// activation hands descriptors to LISTEN_PID only (go-systemd activation.Files): a create
+/// meant for this pid must run in this pid, so it is exec'd, with the bundle's view only.
+fn create_as_child(what: Start, inv: &Invocation) -> bool {
+    let activated = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    what == Start::Container && inv.subcommand_is("create") && !activated
 }
 
 /// Findings about a file that is missing, which the live view after create may not share.
