@@ -429,7 +429,8 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         id: id.clone(),
         bundle: bundle_json.clone(),
         mode,
-        line_end: if terminal { "\r\n" } else { "\n" },
+        // A container terminal translates LF to CR LF itself (runc leaves OPOST/ONLCR on).
+        line_end: "\n",
         say: &say,
     };
     let create = create_as_child(what, call.inv);

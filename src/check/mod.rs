@@ -1981,7 +1981,7 @@ impl Checker<'_> {
             _ => return,
         };
         if who == "sh" {
-            self.follow_shell(args, hops);
+            self.follow_shell(args, hops, base_name(path) == b"busybox");
             return;
         }
         let Some((i, role)) = child else { return };
@@ -2037,7 +2037,7 @@ impl Checker<'_> {
     }
 
     /// `sh -c "cmd args"` whose first word is a simple command: check that command too.
-    fn follow_shell(&mut self, args: &[Vec<u8>], hops: usize) {
+    fn follow_shell(&mut self, args: &[Vec<u8>], hops: usize, busybox: bool) {
         let Some(script) = shell_command_string(args) else {
             return;
         };
@@ -2058,6 +2058,18 @@ impl Checker<'_> {
             &path_var,
             hops,
         );
+        if busybox && !word.contains(&b'/') {
+            // busybox sh may run its own applets without links (FEATURE_SH_STANDALONE, as
+            // Debian builds it): a bare name missing from PATH can still work.
+            let mut i = before;
+            while i < self.findings.len() {
+                if self.findings[i].code == Code::NotFound {
+                    self.findings.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
         if !fatal {
             // The command list goes on after this command fails (`a; b`, `a || b`): the start
             // is degraded, not stopped.
