@@ -182,37 +182,6 @@ fn eg_call<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Raw {
 // ---------------------------------------------------------------------------------------------
 // Comparing with runc
 
-/// stderr without execguard's own lines, byte for byte otherwise.
-fn others(stderr: &str) -> String {
-    stderr
-        .split_inclusive('\n')
-        .filter(|l| !l.starts_with("execguard: "))
-        .collect()
-}
-
-/// runc's log lines carry a timestamp and the container id: make two runs comparable.
-fn norm(s: &str, id: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("time=\"") {
-        out.push_str(&rest[..i + 6]);
-        rest = &rest[i + 6..];
-        match rest.find('"') {
-            Some(j) => {
-                out.push('T');
-                rest = &rest[j..];
-            }
-            None => break,
-        }
-    }
-    out.push_str(rest);
-    if id.is_empty() {
-        out
-    } else {
-        out.replace(id, "<id>")
-    }
-}
-
 /// The container ran exactly as with runc: exit status, stdout bytes, runc's stderr.
 fn assert_as_runc(w: &Raw, r: &Raw, what: &str) {
     assert_eq!(

@@ -1096,3 +1096,34 @@ impl Drop for BinfmtGuard {
         }
     }
 }
+
+/// stderr without execguard's own lines, byte for byte otherwise.
+pub fn others(stderr: &str) -> String {
+    stderr
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("execguard: "))
+        .collect()
+}
+
+/// runc's log lines carry a timestamp and the container id: make two runs comparable.
+pub fn norm(s: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("time=\"") {
+        out.push_str(&rest[..i + 6]);
+        rest = &rest[i + 6..];
+        match rest.find('"') {
+            Some(j) => {
+                out.push('T');
+                rest = &rest[j..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    if id.is_empty() {
+        out
+    } else {
+        out.replace(id, "<id>")
+    }
+}
