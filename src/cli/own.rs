@@ -19,7 +19,7 @@ pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup", "hook"];
     version,
     about = "A drop-in OCI runtime that explains why a container's process cannot be exec'd, before the kernel refuses it.",
     long_about = "A drop-in OCI runtime that explains why a container's process cannot be exec'd, before the kernel refuses it.\n\n\
-Called like runc (any runc or crun command line), it checks the process on create and run, writes \
+Called like runc (any runc or crun command line), it checks the process on create, run and exec, writes \
 a diagnosis to stderr, the runtime's --log file and its own log, then hands over to the real runtime \
 unchanged. Every other subcommand is passed straight through.\n\n\
 Leading flags of execguard's own: --execguard-runtime=PATH, --execguard-config=PATH, --execguard-version."
