@@ -89,6 +89,7 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> Result<i32, ChildError> {
             if old_chld != libc::SIG_ERR {
                 libc::signal(libc::SIGCHLD, old_chld);
             }
+            crate::delegate::restore_sigpipe();
             nix::sys::signal::pthread_sigmask(
                 nix::sys::signal::SigmaskHow::SIG_SETMASK,
                 Some(&restore),

@@ -12,6 +12,33 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// SIGPIPE's inherited disposition, saved while execguard ignores it (0: untouched).
+static SAVED_SIGPIPE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Ignore SIGPIPE while execguard writes (a closed stderr or log pipe must not kill a
+/// start); [`restore_sigpipe`] gives the runtime what execguard inherited.
+pub fn ignore_sigpipe() {
+    use std::sync::atomic::Ordering;
+    // SAFETY: changing a signal disposition; the old one is kept for the runtime.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if old != libc::SIG_ERR && SAVED_SIGPIPE.load(Ordering::Relaxed) == 0 {
+        // Stored +1 so that SIG_DFL (0) can be told from "never saved".
+        SAVED_SIGPIPE.store(old + 1, Ordering::Relaxed);
+    }
+}
+
+/// Put back the SIGPIPE disposition execguard inherited, if it changed it (async-signal-safe:
+/// also called between fork and exec).
+pub fn restore_sigpipe() {
+    let saved = SAVED_SIGPIPE.load(std::sync::atomic::Ordering::Relaxed);
+    if saved != 0 {
+        // SAFETY: restoring the inherited disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, saved - 1);
+        }
+    }
+}
+
 /// Environment variable set for the real runtime: how many execguard calls lead to it.
 /// A runtime's hooks inherit the runtime's environment, so a hook that calls execguard sees
 /// 1 (and execguard then only passes through: the outer call did the checks); a wrapper
@@ -237,11 +264,8 @@ pub fn exec(runtime: &Runtime, args: &[OsString]) -> DelegateError {
     if let Some(c) = to_c(format!("{MARKER}={}", marker_value()).into_bytes()) {
         envp.push(c);
     }
-    // Rust's runtime ignores SIGPIPE at start-up; the real runtime expects the default.
-    // SAFETY: resetting a signal disposition to its default before exec is always sound.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // The runtime gets the SIGPIPE disposition execguard inherited.
+    restore_sigpipe();
     match nix::unistd::execve(&prog, &argv, &envp) {
         Err(errno) => DelegateError::Exec {
             path: runtime.path.clone(),

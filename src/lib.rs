@@ -60,6 +60,16 @@ pub fn main_entry() -> i32 {
     if own.version {
         return print_version(&call);
     }
+    // Every path but a plain pass-through writes (stderr, logs, stdout for check): a closed
+    // pipe must give EPIPE, not kill execguard.
+    let writes = own.version
+        || matches!(sub, Some("create" | "run" | "exec"))
+        || sub.is_some_and(|s| cli::own::OWN_SUBCOMMANDS.contains(&s))
+        || (sub.is_none() && args.is_empty())
+        || delegate::nesting() >= delegate::MAX_NESTING;
+    if writes {
+        delegate::ignore_sigpipe();
+    }
     let outcome = match sub {
         Some(s) if cli::own::OWN_SUBCOMMANDS.contains(&s) && !inv.version => {
             init_debug_tracing();
