@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod delegate;
 pub mod diagnosis;
+pub mod doctor;
 pub mod hook;
 pub mod host;
 pub mod inspect;

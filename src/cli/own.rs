@@ -11,7 +11,7 @@ use crate::host::Host;
 
 /// Names of execguard's own subcommands (none is a runc or crun subcommand, except `help`,
 /// which no engine calls).
-pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup", "hook"];
+pub const OWN_SUBCOMMANDS: &[&str] = &["check", "help", "setup", "hook", "doctor"];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,12 @@ struct Cli {
 enum Command {
     /// Diagnose a bundle's process without starting anything.
     Check(CheckArgs),
+    /// What this host can run: machines, binfmt_misc handlers, runtimes, a verdict per platform.
+    Doctor {
+        /// Arguments of doctor.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Run as an OCI hook (hooks.d, stage createRuntime): reads the OCI state on stdin.
     Hook {
         /// Arguments of hook.
@@ -74,6 +80,9 @@ enum Format {
 
 /// Run an own subcommand; returns the exit status.
 pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "doctor") {
+        return crate::doctor::run(&args[1..]);
+    }
     if args.first().is_some_and(|a| a == "hook") {
         return crate::hook::run(&args[1..]);
     }
@@ -93,6 +102,7 @@ pub fn run(args: &[OsString], config_flag: Option<&OsString>) -> i32 {
         Command::Check(a) => check(a, config_flag),
         Command::Setup { args } => crate::setup::run(&args),
         Command::Hook { args } => crate::hook::run(&args),
+        Command::Doctor { args } => crate::doctor::run(&args),
     }
 }
 
