@@ -2367,16 +2367,6 @@ fn first_simple_word(script: &[u8]) -> Option<(Vec<u8>, bool)> {
     Some((w.to_vec(), fatal))
 }
 
-/// A path as bytes (helper for callers holding `Path`s).
-pub fn path_bytes(p: &Path) -> &[u8] {
-    p.as_os_str().as_bytes()
-}
-
-/// The file name of an OsStr path.
-pub fn os_base(p: &OsStr) -> &[u8] {
-    base_name(p.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

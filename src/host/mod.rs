@@ -139,11 +139,6 @@ impl Host {
         self.binfmt.get_or_init(|| binfmt::load(&self.binfmt_root))
     }
 
-    /// Use a given binfmt_misc state (tests).
-    pub fn set_binfmt(&mut self, state: binfmt::State) {
-        self.binfmt = OnceCell::from(state);
-    }
-
     /// Whether binfmt_elf takes this triple without help.
     pub fn runs_natively(
         &self,
