@@ -505,22 +505,9 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// Compiles the stand-in into `dir` (skips, or fails in CI, without a C compiler).
+/// Compiles the stand-in runtime into `dir`.
 fn build_standin(dir: &Path) -> Option<PathBuf> {
-    let src = dir.join("standin.c");
-    fs::write(&src, STANDIN_C).expect("write stand-in source");
-    let exe = dir.join("standin-rt");
-    let ok = Command::new("cc")
-        .arg("-O0")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    require(ok, "cannot compile the stand-in runtime with cc").then_some(exe)
+    compile_c(dir, "standin-rt", STANDIN_C)
 }
 
 /// One call of the stand-in, as it recorded it.

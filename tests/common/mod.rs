@@ -1127,3 +1127,21 @@ pub fn norm(s: &str, id: &str) -> String {
         out.replace(id, "<id>")
     }
 }
+
+/// Compiles a small C program into `dir/name` with `cc` (skips, or fails in CI, without one).
+pub fn compile_c(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    fs::write(&src, source).expect("write C source");
+    let exe = dir.join(name);
+    let ok = Command::new("cc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require(ok, "cannot compile a C stand-in with cc").then_some(exe)
+}
