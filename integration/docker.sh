@@ -173,6 +173,30 @@ esac
 printf '%s\n' "$out" | grep -q 'exec format error' && ok "docker exec: runc's line follows" || bad "docker exec: no runc line: $out"
 out=$("${D[@]}" exec eg-exec /bin/busybox echo exec-good 2>&1) && rc=0 || rc=$?
 [ "$out" = exec-good ] && [ "$rc" = 0 ] && ok "docker exec of a good binary unchanged" || bad "docker exec good: '$out' rc $rc"
+# docker exec -t: the runtime's stderr is thrown away; execguard writes through the new
+# terminal (its console-socket relay), so the user's terminal shows the diagnosis.
+if command -v script >/dev/null; then
+  "${D[@]}" run -d --name eg-exec-ref egtest:1 /bin/busybox sleep 60 >/dev/null
+  tty_exec() { # CONTAINER CMD...: the terminal's text in $out, status in $rc
+    out=$(script -qec "${D[*]} exec -t $*" /dev/null </dev/null | tr -d '\r') && rc=0 || rc=$?
+  }
+  tty_exec eg-exec-ref /bin/busybox-arm64 echo hi; ref=$out rrc=$rc
+  tty_exec eg-exec /bin/busybox-arm64 echo hi
+  echo "  docker exec -t eg-exec /bin/busybox-arm64 echo hi (rc $rc):"
+  printf '%s\n' "$out" | sed 's/^/    | /'
+  printf '%s\n' "$out" | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+    && ok "docker exec -t shows the diagnosis on the terminal" || bad "docker exec -t: $out"
+  [ "$(printf '%s\n' "$out" | grep -v '^execguard: ')" = "$ref" ] && ok "docker exec -t: runc's own output follows unchanged" \
+    || bad "docker exec -t: '$out' vs runc alone '$ref'"
+  [ "$rc" = "$rrc" ] && ok "docker exec -t: exit status as with runc ($rc)" || bad "docker exec -t: rc $rc, runc alone $rrc"
+  tty_exec eg-exec-ref /bin/busybox echo tty-exec-good; ref=$out rrc=$rc
+  tty_exec eg-exec /bin/busybox echo tty-exec-good
+  [ "$out" = "$ref" ] && [ "$rc" = "$rrc" ] && ok "docker exec -t of a good binary unchanged (rc $rc)" \
+    || bad "docker exec -t good: '$out' rc $rc vs '$ref' rc $rrc"
+  "${D[@]}" rm -f eg-exec-ref >/dev/null
+else
+  bad "docker exec -t: no script(1) (bsdutils) to give docker a terminal"
+fi
 "${D[@]}" rm -f eg-exec >/dev/null
 "${D[@]}" run -d --name eg-exec2 --runtime execguard-enforce egtest:1 /bin/busybox sleep 60 >/dev/null
 out=$("${D[@]}" exec eg-exec2 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use crate::delegate::{MARKER, Runtime};
 
-const FORWARDED: &[Signal] = &[
+pub(crate) const FORWARDED: &[Signal] = &[
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,

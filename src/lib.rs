@@ -12,6 +12,7 @@ pub mod check;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delegate;
 pub mod diagnosis;
 pub mod doctor;

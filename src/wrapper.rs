@@ -446,6 +446,15 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         report.refuse(&diagnosis);
         return Outcome::Exit(1);
     }
+    // exec with a terminal: the runtime's stderr is thrown away, and the process's terminal
+    // only exists once the runtime hands it to the caller's console socket.
+    if what == Start::Exec
+        && terminal
+        && let Some(real) = call.inv.console_socket.clone()
+        && !render::stderr_block(&diagnosis, report.line_end).is_empty()
+    {
+        return exec_with_relay(&report, &diagnosis, &runtime, call, real);
+    }
     let Some(spec) = spec.filter(|_| create) else {
         report.emit(&diagnosis, Channel::Stderr, "started");
         return Outcome::Exec(runtime);
@@ -546,6 +555,54 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     Outcome::Exit(0)
 }
 
+/// `exec --tty` with something to show: the runtime runs as a child with execguard's own
+/// console socket, which writes the block through the new terminal and passes it on
+/// (src/console.rs). Anything that goes wrong before the runtime starts means the plain exec.
+fn exec_with_relay(
+    report: &Report<'_>,
+    diagnosis: &Diagnosis,
+    runtime: &Runtime,
+    call: &Call<'_>,
+    real: PathBuf,
+) -> Outcome {
+    let block = render::stderr_block(diagnosis, report.line_end);
+    let hold = diagnosis.verdict == Verdict::Fail;
+    let relay = crate::console::Relay::start(real, block, hold)
+        .map_err(|e| format!("cannot relay the console socket ({e})"))
+        .and_then(|r| {
+            crate::cli::scan::with_console_socket(call.args, call.inv, r.path())
+                .map(|args| (r, args))
+                .ok_or_else(|| "cannot relay the console socket (no value)".to_string())
+        });
+    let (relay, args) = match relay {
+        Ok(r) => r,
+        Err(e) => {
+            report.emit(diagnosis, Channel::Stderr, "started");
+            (report.say)(&e);
+            return Outcome::Exec(runtime.clone());
+        }
+    };
+    report.emit(diagnosis, Channel::Terminal, "started");
+    let status = match crate::child::run(runtime, &args) {
+        Ok(s) => s,
+        Err(crate::child::ChildError::Spawn(e)) => {
+            drop(relay);
+            (report.say)(&format!(
+                "cannot run the runtime as a child ({e}): handing over"
+            ));
+            return Outcome::Exec(runtime.clone());
+        }
+        Err(e @ crate::child::ChildError::Wait(_)) => {
+            (report.say)(&e.to_string());
+            return Outcome::Exit(1);
+        }
+    };
+    if let Some(Err(e)) = relay.finish() {
+        (report.say)(&e);
+    }
+    Outcome::Exit(status)
+}
+
 /// Whether this start is a `create` run as a child and checked in the live view. Socket
 /// activation hands descriptors to LISTEN_PID only (go-systemd activation.Files): a create
 /// meant for this pid must run in this pid, so it is exec'd, with the bundle's view only.
@@ -574,6 +631,8 @@ enum Channel {
     Stderr,
     /// The created container's init's fd 2 (its terminal).
     Init(i32),
+    /// The exec'd process's terminal, written by the console relay.
+    Terminal,
 }
 
 /// The outputs of one diagnosis.
@@ -601,6 +660,7 @@ impl Report<'_> {
                         (self.say)(&format!("cannot write to the container's terminal: {e}"));
                     }
                 }
+                Channel::Terminal => {}
             }
         }
         if let Some(l) = self.runtime_log {

@@ -1004,3 +1004,190 @@ fn a_crun_status_whose_start_time_does_not_match_is_not_inspected() {
     let wrapped = guarded(&eg, CRUN, Some(&root), &[], &args);
     assert_skipped_then_runtime("a reused crun init pid", &wrapped, &real);
 }
+
+// ---------------------------------------------------------------------------------------------
+// exec --tty: the caller's console socket
+
+/// A caller's console socket, as containerd's shim or conmon listens on one: the terminal's
+/// master that arrives is read until the process's side is closed.
+struct ConsoleSocket {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    thread: std::thread::JoinHandle<Result<Handoff, String>>,
+}
+
+/// What a console socket received: the payload sent with the master, and what the terminal
+/// showed.
+type Handoff = (Vec<u8>, Vec<u8>);
+
+fn console_socket() -> ConsoleSocket {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let dir = tempfile::Builder::new()
+        .prefix("egt-console-")
+        .tempdir()
+        .expect("console folder");
+    let path = dir.path().join("pty.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind console socket");
+    let thread = std::thread::spawn(move || {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err("nobody connected to the console socket".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 4096];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut master = None;
+        for c in msg.cmsgs().map_err(|e| e.to_string())? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: received descriptors belong to this thread alone.
+                master = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+            }
+        }
+        let n = msg.bytes;
+        let payload = buf[..n].to_vec();
+        let master = master.ok_or("no terminal in the message")?;
+        let mut f = fs::File::from(master);
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            use std::io::Read;
+            match f.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                // EIO: every slave side is closed, the process is gone.
+                Err(_) => break,
+            }
+            if Instant::now() > deadline {
+                return Err("the terminal stayed open".into());
+            }
+        }
+        Ok((payload, out))
+    });
+    ConsoleSocket {
+        _dir: dir,
+        path,
+        thread,
+    }
+}
+
+impl ConsoleSocket {
+    /// (payload, what the terminal showed), CR LF as LF.
+    fn take(self) -> (String, String) {
+        let (payload, out) = self
+            .thread
+            .join()
+            .expect("console thread")
+            .unwrap_or_else(|e| panic!("console socket: {e}"));
+        (
+            String::from_utf8_lossy(&payload).into_owned(),
+            String::from_utf8_lossy(&out).replace("\r\n", "\n"),
+        )
+    }
+}
+
+/// crun's `<RFC 3339 time>: ` prefix (after its colour escape) blanked.
+fn untimed_crun(line: &str) -> String {
+    let body = line.trim_start_matches("\u{1b}[1;31m");
+    match body.split_once("Z: ") {
+        Some((t, rest)) if is_rfc3339(&format!("{t}Z")) => format!("<time>: {rest}"),
+        _ => line.to_string(),
+    }
+}
+
+#[test]
+fn exec_with_a_terminal_shows_the_diagnosis_on_the_terminal_the_caller_gets() {
+    let Some((_guard, arm)) = arm_ready() else {
+        return;
+    };
+    let mut runtimes = vec![RUNC];
+    if Path::new(CRUN).exists() || in_ci() {
+        runtimes.push(CRUN);
+    }
+    for rt in runtimes {
+        let r = start(rt, arm_bundle(&arm), "tty", false);
+        let eg = Eg::new("warn");
+        for (cmd, bad) in [
+            (&["/bin/arm", "echo", "hi"][..], true),
+            (&["/bin/busybox", "echo", "good"][..], false),
+        ] {
+            let run = |wrapped: bool| {
+                let sock = console_socket();
+                let path = sock.path.to_string_lossy().into_owned();
+                let mut args = vec![
+                    "--tty",
+                    "--detach",
+                    "--console-socket",
+                    path.as_str(),
+                    r.id.as_str(),
+                ];
+                args.extend_from_slice(cmd);
+                let out = if wrapped {
+                    guarded(&eg, rt, None, &[], &args)
+                } else {
+                    direct(rt, None, &args)
+                };
+                let (payload, shown) = sock.take();
+                (out, payload, shown)
+            };
+            let (real, real_payload, real_shown) = run(false);
+            let (wrapped, payload, shown) = run(true);
+            let what = format!("{rt} exec -t {cmd:?}");
+            assert_eq!(
+                wrapped.code(),
+                real.code(),
+                "{what}: {wrapped:?} vs {real:?}"
+            );
+            assert_eq!(wrapped.stdout, real.stdout, "{what}: stdout");
+            assert!(
+                payload.starts_with("/dev/pts/") || payload == real_payload,
+                "{what}: the caller gets the runtime's payload: {payload:?} vs {real_payload:?}"
+            );
+            if bad {
+                assert!(
+                    real_shown.to_lowercase().contains("exec format error"),
+                    "{what}: the runtime's failure is on the terminal: {real_shown:?} {real:?}"
+                );
+                let first = shown.lines().next().unwrap_or_default();
+                assert!(
+                    first.starts_with("execguard: /bin/arm is built for aarch64")
+                        && first.ends_with("[arch-mismatch]"),
+                    "{what}: the terminal must lead with the diagnosis: {shown:?}"
+                );
+                let rest: Vec<String> = shown
+                    .lines()
+                    .filter(|l| !l.starts_with("execguard: "))
+                    .map(untimed_crun)
+                    .collect();
+                let theirs: Vec<String> = real_shown.lines().map(untimed_crun).collect();
+                assert_eq!(
+                    rest, theirs,
+                    "{what}: after the block, the terminal shows what the runtime's did"
+                );
+            } else {
+                assert_eq!(
+                    shown, real_shown,
+                    "{what}: a good exec's terminal is unchanged"
+                );
+                assert_eq!(shown, "good\n", "{what}");
+            }
+        }
+    }
+}

@@ -79,6 +79,9 @@ pub struct Invocation {
     pub pid_file: Option<PathBuf>,
     /// `--console-socket` (empty value: `None`).
     pub console_socket: Option<PathBuf>,
+    /// Where the last `--console-socket` value sits: (index of its token, bytes before the
+    /// value in that token: 0 for `--console-socket V`, the flag's length plus `=` inline).
+    pub console_socket_at: Option<(usize, usize)>,
     /// `exec --process`/`-p` (empty value: `None`).
     pub process_file: Option<PathBuf>,
     /// The first positional after the subcommand.
@@ -262,14 +265,22 @@ fn take_flag(
         apply(inv, spec, inline, scope.is_none());
         return next;
     }
+    let console = !spec.is_global() && spec.canonical() == "console-socket";
     match inline {
         Some(v) => {
             apply(inv, spec, Some(v), scope.is_none());
+            if console {
+                let whole = args.get(i).map_or(0, |t| t.as_bytes().len());
+                inv.console_socket_at = Some((i, whole.saturating_sub(v.len())));
+            }
             next
         }
         None => {
             let value = args.get(next).map(|v| v.as_bytes());
             apply(inv, spec, value, scope.is_none());
+            if console && value.is_some() {
+                inv.console_socket_at = Some((next, 0));
+            }
             if value.is_some() {
                 next.saturating_add(1)
             } else {
@@ -277,6 +288,22 @@ fn take_flag(
             }
         }
     }
+}
+
+/// `args` with the `--console-socket` value that `inv` found there replaced by `path`, in
+/// the same spelling; `None` when there is none.
+pub fn with_console_socket(
+    args: &[OsString],
+    inv: &Invocation,
+    path: &std::path::Path,
+) -> Option<Vec<OsString>> {
+    let (index, prefix) = inv.console_socket_at?;
+    let token = args.get(index)?.as_bytes();
+    let mut bytes = token.get(..prefix)?.to_vec();
+    bytes.extend_from_slice(path.as_os_str().as_bytes());
+    let mut out = args.to_vec();
+    *out.get_mut(index)? = os(&bytes);
+    Some(out)
 }
 
 /// Scans a runtime command line (`args` without argv\[0\]). Never fails and never
@@ -419,6 +446,45 @@ mod tests {
 
     fn o(s: &str) -> Option<OsString> {
         Some(OsString::from(s))
+    }
+
+    #[test]
+    fn the_console_socket_is_replaced_in_its_own_spelling() {
+        let new = Path::new("/tmp/eg/console.sock");
+        for (line, want) in [
+            (
+                "--root /r exec --tty --console-socket /tmp/pty1/pty.sock -d c1 /bin/app",
+                "--root /r exec --tty --console-socket /tmp/eg/console.sock -d c1 /bin/app",
+            ),
+            (
+                "exec -t --console-socket=/tmp/pty1/pty.sock c1 /bin/app --console-socket x",
+                "exec -t --console-socket=/tmp/eg/console.sock c1 /bin/app --console-socket x",
+            ),
+            (
+                "exec -console-socket=/a -console-socket /b c1 sh",
+                "exec -console-socket=/a -console-socket /tmp/eg/console.sock c1 sh",
+            ),
+        ] {
+            let args = split(line);
+            let inv = scan(&args);
+            assert_eq!(
+                with_console_socket(&args, &inv, new),
+                Some(split(want)),
+                "{line}"
+            );
+        }
+        // Not a flag when it follows the id (the exec'd command's own argument), or absent.
+        for line in ["exec c1 /bin/app --console-socket /x", "exec --tty c1 sh"] {
+            let args = split(line);
+            assert_eq!(
+                with_console_socket(&args, &scan(&args), new),
+                None,
+                "{line}"
+            );
+        }
+        // A flag without its value keeps the argv as it is.
+        let args = split("exec --console-socket");
+        assert_eq!(with_console_socket(&args, &scan(&args), new), None);
     }
 
     #[test]
