@@ -92,6 +92,13 @@ echo "{\"log\":{\"path\":\"$W/warn-log.jsonl\"}}" >"$W/warn.json"
 echo "{\"mode\":\"enforce\",\"log\":{\"path\":\"$W/enforce-log.jsonl\",\"include_ok\":true}}" >"$W/enforce.json"
 printf '#!/bin/sh\nexec %s --execguard-config=%s "$@"\n' "$W/execguard" "$W/enforce.json" >"$W/eg-enforce"
 chmod 755 "$W/eg-enforce"
+# crun on this host needs the cgroup2 mount out of its way (RUNTIMES.md §5): a test-only
+# wrapper does that per call, then runs execguard with crun behind it.
+cat >"$W/eg-crun" <<SH
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "\$0" "\$@"' "$W/execguard" --execguard-runtime=/usr/bin/crun "\$@"
+SH
+chmod 755 "$W/eg-crun"
 mkdir -p "$W/cni-conf" "$W/cni-bin" "$W/pods"
 
 cat >"$W/containerd.toml" <<TOML
@@ -125,6 +132,10 @@ state = "$W/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard-enforce.options]
         BinaryName = "$W/eg-enforce"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard-crun]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.execguard-crun.options]
+        BinaryName = "$W/eg-crun"
 TOML
 EXECGUARD_CONFIG="$W/warn.json" containerd --config "$W/containerd.toml" >"$W/containerd.log" 2>&1 &
 pid=$!
@@ -201,6 +212,22 @@ printf '%s\n' "$out" | tail -1 | grep -q 'exec /bin/busybox-arm64: exec format e
 [ "$(printf '%s\n' "$out" | grep -v '^execguard: ')" = "$ref" ] && ok "ctr run: runc's output otherwise unchanged" \
   || bad "ctr run: output differs beyond the execguard lines: '$out' vs '$ref'"
 
+# crun behind execguard: a good image unchanged, the diagnosis before crun's own words.
+if command -v crun >/dev/null; then
+  next_id; ctr_run --runc-binary "$W/eg-crun" "$image" "$id" "${good[@]}"
+  [ "$out" = good ] && [ "$err" = err ] && [ "$rc" = 3 ] && ok "ctr run, crun: good image unchanged (rc $rc)" \
+    || bad "ctr run crun good: '$out' / '$err' rc $rc"
+  next_id; ctr_run --runc-binary "$W/eg-crun" "$image" "$id" /bin/busybox-arm64 echo hi
+  echo "  ctr -n $ns run --rm --runc-binary execguard-with-crun $image $id /bin/busybox-arm64 echo hi (rc $rc), stderr:"
+  printf '%s\n' "$err" | show
+  printf '%s\n' "$err" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]$' \
+    && ok "ctr run, crun: the diagnosis comes first" || bad "ctr run crun: $err"
+  printf '%s\n' "$err" | grep -v '^execguard: ' | grep -qi 'exec format error' && [ "$rc" != 0 ] \
+    && ok "ctr run, crun: crun's own line follows (rc $rc)" || bad "ctr run crun: no crun line, rc $rc: $err"
+else
+  bad "crun is not installed"
+fi
+
 # With -t: ctr needs a terminal of its own; script(1) gives it one.
 if command -v script >/dev/null; then
   tty_run() { # ctr run flags and args, as one shell-quoted string
@@ -268,6 +295,32 @@ if pod_run warn execguard; then
       || bad "CRI good: $(cat "$W/wait.out" "$log" 2>&1)"
   else bad "CRI: CreateContainer (good)"; fi
 else bad "CRI: RunPodSandbox (execguard) failed"; fi
+
+# crun behind execguard through a CRI handler: the same log, crun's words after execguard's.
+if pod_run crun execguard-crun; then
+  ok "CRI: RunPodSandbox with runtime_handler execguard-crun (crun)"
+  if ctr_create crun "$pod" arm /bin/busybox-arm64 echo hi; then
+    "${CRI[@]}" start "$cid" >"$W/start.out" 2>&1 || true
+    "${CRI[@]}" wait "$cid" >"$W/wait.out" 2>&1 || true
+    log="$W/pods/crun/arm.log"
+    echo "  CRI log file with crun behind execguard:"
+    show <"$log" 2>/dev/null || echo "    (no log file $log)"
+    d=$(grep -n ' stderr F execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]$' "$log" | head -1 | cut -d: -f1) || true
+    r=$(grep -in ' stderr F .*exec format error' "$log" | grep -v 'execguard: ' | head -1 | cut -d: -f1) || true
+    [ -n "$d" ] && [ -n "$r" ] && [ "$d" -lt "$r" ] && ok "CRI log, crun: the diagnosis, then crun's exec format error" \
+      || bad "CRI log, crun: $(cat "$log" 2>&1)"
+    grep -q '^state: CONTAINER_EXITED' "$W/wait.out" && ! grep -q '^exit_code: 0$' "$W/wait.out" \
+      && ok "CRI, crun: the container exited non-zero ($(grep '^exit_code' "$W/wait.out"))" || bad "CRI crun: status: $(cat "$W/wait.out")"
+  else bad "CRI: CreateContainer (crun)"; fi
+  if ctr_create crun "$pod" good /bin/busybox sh -c 'echo good-out; echo good-err >&2'; then
+    "${CRI[@]}" start "$cid" >"$W/start.out" 2>&1 || true
+    "${CRI[@]}" wait "$cid" >"$W/wait.out" 2>&1 || true
+    log="$W/pods/crun/good.log"
+    grep -q '^exit_code: 0$' "$W/wait.out" && grep -q ' stdout F good-out$' "$log" && grep -q ' stderr F good-err$' "$log" \
+      && [ "$(wc -l <"$log")" = 2 ] && ok "CRI, crun: a good container exits 0, its log unchanged" \
+      || bad "CRI crun good: $(cat "$W/wait.out" "$log" 2>&1)"
+  else bad "CRI: CreateContainer (crun good)"; fi
+else bad "CRI: RunPodSandbox (execguard-crun) failed"; fi
 
 # Enforce mode: the pod (its pause container) starts, the app container is refused at
 # StartContainer with execguard's reason in the gRPC error and in ContainerStatus.

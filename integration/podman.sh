@@ -89,6 +89,15 @@ hookdir "$W/hooks-warn"
 hookdir "$W/hooks-enforce" "$W/hook-enforce.json"
 hookdir "$W/hooks-panic" "$W/enforce.json" EXECGUARD_FAULT=panic
 RUNC=(--runtime /usr/bin/runc)
+# crun on this host needs the cgroup2 mount out of its way (RUNTIMES.md §5): a test-only
+# wrapper does that per call, then runs execguard with crun behind it.
+cat >"$W/eg-crun" <<SH
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "\$0" "\$@"' "$W/execguard" --execguard-runtime=/usr/bin/crun "\$@"
+SH
+chmod 755 "$W/eg-crun"
+CRUN=(--runtime "$W/eg-crun")
+CRUN_ENF=("${CRUN[@]}" --runtime-flag "execguard-config=$W/enforce.json")
 
 mkdir -p "$W/img/bin"
 cp /bin/busybox "$W/img/bin/busybox"
@@ -134,6 +143,43 @@ out=$("${P[@]}" run --rm "${N[@]}" "${RT_ENF[@]}" "${arm[@]}" 2>&1) && rc=0 || r
 printf '%s\n' "$out" | grep -q "^Error: OCI runtime error: $W/execguard: execguard: /bin/busybox-arm64 is built for aarch64" \
   && ok "runtime path, enforce: Error: OCI runtime error: ...execguard... (rc $rc)" || bad "runtime enforce: rc $rc: $out"
 [ "$rc" = 126 ] && ok "runtime path, enforce: exit 126" || bad "runtime enforce: rc $rc"
+
+# podman exec on the runtime path, without and with a terminal (conmon's console socket).
+"${P[@]}" run -d --name eg-pexec "${N[@]}" "${RT[@]}" egtest:1 /bin/busybox sleep 60 >/dev/null
+out=$("${P[@]}" exec eg-pexec /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+# shellcheck disable=SC2053
+[[ $(printf '%s\n' "$out" | head -1) == $lead ]] && printf '%s\n' "$out" | grep -q 'exec format error' \
+  && ok "podman exec explains itself, runc's line follows (rc $rc)" || bad "podman exec: rc $rc: $out"
+out=$(script -qec "${P[*]} exec -t eg-pexec /bin/busybox-arm64 echo hi" /dev/null </dev/null | tr -d '\r') && rc=0 || rc=$?
+echo "  podman exec -t eg-pexec /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
+# shellcheck disable=SC2053
+[[ $(printf '%s\n' "$out" | head -1) == $lead ]] && printf '%s\n' "$out" | grep -q 'exec format error' \
+  && ok "podman exec -t shows the diagnosis on the terminal (rc $rc)" || bad "podman exec -t: rc $rc: $out"
+out=$(script -qec "${P[*]} exec -t eg-pexec /bin/busybox echo tty-good" /dev/null </dev/null | tr -d '\r') && rc=0 || rc=$?
+[ "$out" = tty-good ] && [ "$rc" = 0 ] && ok "podman exec -t of a good binary unchanged" || bad "podman exec -t good: rc $rc: '$out'"
+"${P[@]}" rm -f -t 0 eg-pexec >/dev/null
+
+# crun behind execguard on the runtime path: good unchanged, the diagnosis first in podman
+# logs, and enforce refuses.
+if command -v crun >/dev/null; then
+  out=$("${P[@]}" run --rm "${N[@]}" "${CRUN[@]}" "${good[@]}" 2>&1) && rc=0 || rc=$?
+  [ "$out" = "$ref" ] && [ "$rc" = "$rrc" ] && ok "crun: good image unchanged (rc $rc)" || bad "crun good: '$out' rc $rc vs '$ref' rc $rrc"
+  out=$("${P[@]}" run --name eg-crun-warn "${N[@]}" "${CRUN[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
+  logs=$("${P[@]}" logs eg-crun-warn 2>&1)
+  "${P[@]}" rm -f eg-crun-warn >/dev/null
+  echo "  podman run --runtime execguard-with-crun egtest:1 /bin/busybox-arm64 echo hi (rc $rc); podman logs:"
+  printf '%s\n' "$logs" | sed 's/^/    | /'
+  # shellcheck disable=SC2053
+  [[ $(printf '%s\n' "$logs" | head -1) == $lead ]] && ok "crun: podman logs lead with the diagnosis" || bad "crun logs: $logs"
+  printf '%s\n' "$logs" | grep -v '^execguard: ' | grep -qi 'exec format error' && [ "$rc" != 0 ] \
+    && ok "crun: crun's own line follows (rc $rc)" || bad "crun logs, no crun line: rc $rc: $logs"
+  out=$("${P[@]}" run --rm "${N[@]}" "${CRUN_ENF[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
+  printf '%s\n' "$out" | grep -q "^Error: OCI runtime error: .*execguard: /bin/busybox-arm64 is built for aarch64" && [ "$rc" = 126 ] \
+    && ok "crun, enforce: podman run fails with execguard's reason (rc $rc)" || bad "crun enforce: rc $rc: $out"
+else
+  bad "crun is not installed"
+fi
 
 # (c) Hook path, warn: the block goes through the init's stderr into podman logs.
 out=$("${P[@]}" --hooks-dir "$W/hooks-warn" run --name eg-hook-warn "${N[@]}" "${RUNC[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
