@@ -212,17 +212,121 @@ pub fn exec_spec(inv: &Invocation, pid: i32) -> Result<SpecView, String> {
     };
     view.root = root;
     let uid_map = id_maps(pid, "uid_map");
+    let gid_map = id_maps(pid, "gid_map");
+    if inv.process_file.is_none() {
+        // /proc shows the init's ids as the host sees them: back into the container's.
+        view.uid = to_container(&uid_map, view.uid);
+        view.gid = to_container(&gid_map, view.gid);
+        for g in &mut view.additional_gids {
+            *g = to_container(&gid_map, *g);
+        }
+        apply_exec_flags(&mut view, inv)?;
+    }
     if !uid_map.is_empty() {
         view.user_namespace = true;
         view.uid_mappings = uid_map;
-        view.gid_mappings = id_maps(pid, "gid_map");
+        view.gid_mappings = gid_map;
     }
     Ok(view)
+}
+
+/// A host id as the container sees it (unchanged without a user namespace, or unmapped).
+fn to_container(maps: &[IdMap], host: u32) -> u32 {
+    maps.iter()
+        .find_map(|m| {
+            let off = host.checked_sub(m.host)?;
+            (off < m.size).then(|| m.container.saturating_add(off))
+        })
+        .unwrap_or(host)
+}
+
+/// What `runc exec` changes on the container's process without `--process` (runc exec.go
+/// `getProcess`; crun exec.c the same flags): `--cwd`, `--env` appended, `--user UID[:GID]`,
+/// `--additional-gids` appended.
+fn apply_exec_flags(view: &mut SpecView, inv: &Invocation) -> Result<(), String> {
+    if let Some(cwd) = &inv.exec_cwd
+        && !cwd.is_empty()
+    {
+        view.cwd = cwd.to_string_lossy().into_owned();
+    }
+    view.env.extend(
+        inv.exec_env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned()),
+    );
+    if let Some(user) = &inv.exec_user
+        && !user.is_empty()
+    {
+        let text = user.to_string_lossy();
+        let mut parts = text.split(':');
+        let num = |s: Option<&str>| -> Result<Option<u32>, String> {
+            s.map(|n| {
+                n.parse::<u32>()
+                    .map_err(|_| format!("exec --user {text}: not numeric"))
+            })
+            .transpose()
+        };
+        let uid = num(parts.next())?;
+        let gid = num(parts.next())?;
+        if parts.next().is_some() {
+            return Err(format!("exec --user {text}: not UID[:GID]"));
+        }
+        if let Some(u) = uid {
+            view.uid = u;
+        }
+        if let Some(g) = gid {
+            view.gid = g;
+        }
+    }
+    for g in &inv.exec_additional_gids {
+        let n = g.to_string_lossy().parse::<u32>().map_err(|_| {
+            format!(
+                "exec --additional-gids {}: not numeric",
+                g.to_string_lossy()
+            )
+        })?;
+        view.additional_gids.push(n);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_ids_go_back_into_the_container() {
+        let m = parse_map("0 100000 65536\n");
+        assert_eq!(to_container(&m, 100000), 0);
+        assert_eq!(to_container(&m, 101000), 1000);
+        assert_eq!(to_container(&m, 5), 5);
+        assert_eq!(to_container(&[], 1000), 1000);
+    }
+
+    #[test]
+    fn exec_flags_change_the_process_as_runc_does() {
+        let args: Vec<std::ffi::OsString> =
+            "exec -u 1000:1001 -e PATH=/opt/bin --cwd /w -g 7 c1 app"
+                .split(' ')
+                .map(Into::into)
+                .collect();
+        let inv = crate::cli::scan::scan(&args);
+        let mut v = SpecView {
+            env: vec!["PATH=/bin".into()],
+            ..SpecView::default()
+        };
+        apply_exec_flags(&mut v, &inv).unwrap();
+        assert_eq!((v.uid, v.gid), (1000, 1001));
+        assert_eq!(v.env, ["PATH=/bin", "PATH=/opt/bin"]);
+        assert_eq!(v.cwd, "/w");
+        assert_eq!(v.additional_gids, [7]);
+        let args: Vec<std::ffi::OsString> = ["exec", "-u", "bob", "c1", "app"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let inv = crate::cli::scan::scan(&args);
+        assert!(apply_exec_flags(&mut v, &inv).is_err());
+    }
 
     #[test]
     fn ids_that_are_not_plain_names_are_refused() {

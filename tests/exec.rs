@@ -770,6 +770,70 @@ fn the_permission_denied_prediction_is_what_runc_exec_prints() {
     assert_prediction_printed(&lead, &real);
 }
 
+/// `runc exec --user`, `--env` and `--cwd` without `--process` change the process runc starts:
+/// the check must look at that process, not at the container's init.
+#[test]
+fn exec_user_env_and_cwd_flags_are_the_process_that_is_checked() {
+    if !runtime_ready() {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.copy_in(HOST_BUSYBOX, "/bin/true", Some(0o700));
+    b.copy_in(HOST_BUSYBOX, "/opt/tools/uname", Some(0o755));
+    b.copy_in(HOST_BUSYBOX, "/work/rel/echo", Some(0o755));
+    b.args(&["/bin/busybox", "sleep", SLEEP_SECS]);
+    let r = start(RUNC, b, "flags", false);
+    let eg = Eg::new("warn");
+
+    // As root the 0700 file runs; with --user 1000:1000 runc's eaccess refuses it.
+    let real = direct(RUNC, None, &[r.id.as_str(), "/bin/true"]);
+    assert_eq!(real.code(), 0, "{real:?}");
+    let args = ["--user", "1000:1000", r.id.as_str(), "/bin/true"];
+    let real = direct(RUNC, None, &args);
+    assert!(real.stderr.contains("permission denied"), "{real:?}");
+    let wrapped = guarded(&eg, RUNC, None, &[], &args);
+    assert_block_then_runtime(
+        "exec --user 1000:1000",
+        &wrapped,
+        &real,
+        "permission-denied-user",
+    );
+    let lead = logged_lead(&eg, &r.id, "permission-denied-user");
+    assert_eq!(lead["evidence"]["uid"], 1000, "{lead}");
+    assert_prediction_printed(&lead, &real);
+
+    // --env PATH=... (appended, so it wins) finds a program only that PATH has.
+    let args = ["--env", "PATH=/opt/tools", r.id.as_str(), "uname"];
+    let real = direct(RUNC, None, &args);
+    assert_eq!(real.code(), 0, "runc finds it through --env PATH: {real:?}");
+    let wrapped = guarded(&eg, RUNC, None, &[], &args);
+    assert_eq!(wrapped.code(), 0, "{wrapped:?}");
+    assert!(
+        execguard_lines(&wrapped.stderr).is_empty(),
+        "no finding: {wrapped:?}"
+    );
+    // Without it, the container's PATH has no such program.
+    let args = [r.id.as_str(), "uname"];
+    let real = direct(RUNC, None, &args);
+    let wrapped = guarded(&eg, RUNC, None, &[], &args);
+    assert_block_then_runtime("exec uname", &wrapped, &real, "not-found");
+
+    // --cwd: a relative path with a slash is found from the process's working directory.
+    let args = ["--cwd", "/work", r.id.as_str(), "rel/echo", "hi"];
+    let real = direct(RUNC, None, &args);
+    assert_eq!(
+        real.code(),
+        0,
+        "runc runs rel/echo from --cwd /work: {real:?}"
+    );
+    let wrapped = guarded(&eg, RUNC, None, &[], &args);
+    assert_eq!(wrapped.code(), 0, "{wrapped:?}");
+    assert!(
+        execguard_lines(&wrapped.stderr).is_empty(),
+        "no finding: {wrapped:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7: the pid lookup
 

@@ -95,6 +95,14 @@ pub struct Invocation {
     pub detach: bool,
     /// `exec --tty`/`-t` (`--tty=false` clears it).
     pub tty: bool,
+    /// `exec --user`/`-u` (`UID[:GID]`; last one wins).
+    pub exec_user: Option<OsString>,
+    /// `exec --env`/`-e`, in order (each appended to the process's environment).
+    pub exec_env: Vec<OsString>,
+    /// `exec --cwd` (last one wins).
+    pub exec_cwd: Option<OsString>,
+    /// `exec --additional-gids`/`-g`, in order.
+    pub exec_additional_gids: Vec<OsString>,
 }
 
 impl Invocation {
@@ -243,6 +251,10 @@ fn apply(inv: &mut Invocation, spec: &FlagSpec, value: Option<&[u8]>, before_sub
         "process" => inv.process_file = non_empty_path(value),
         "detach" => inv.detach = parse_bool(value),
         "tty" => inv.tty = parse_bool(value),
+        "user" => inv.exec_user = value.map(os),
+        "env" => inv.exec_env.extend(value.map(os)),
+        "cwd" => inv.exec_cwd = value.map(os),
+        "additional-gids" => inv.exec_additional_gids.extend(value.map(os)),
         _ => {}
     }
 }
@@ -446,6 +458,18 @@ mod tests {
 
     fn o(s: &str) -> Option<OsString> {
         Some(OsString::from(s))
+    }
+
+    #[test]
+    fn exec_identity_flags_are_recorded() {
+        let inv = scan(&split(
+            "exec --user 1000:1001 -e A=1 --env=PATH=/opt/bin -u 7 --cwd /w -g 5 --additional-gids=6 c1 app --user 9",
+        ));
+        assert_eq!(inv.exec_user, o("7"));
+        assert_eq!(inv.exec_env, argv(&["A=1", "PATH=/opt/bin"]));
+        assert_eq!(inv.exec_cwd, o("/w"));
+        assert_eq!(inv.exec_additional_gids, argv(&["5", "6"]));
+        assert_eq!(inv.trailing, argv(&["app", "--user", "9"]));
     }
 
     #[test]
