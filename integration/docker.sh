@@ -68,7 +68,8 @@ cat >"$W/daemon.json" <<JSON
   "runtimes": {
     "execguard": { "path": "$W/execguard" },
     "execguard-enforce": { "path": "$W/execguard", "runtimeArgs": ["--execguard-config=$W/enforce.json"] },
-    "execguard-crun": { "path": "$W/execguard-crun.sh" }
+    "execguard-crun": { "path": "$W/execguard-crun.sh" },
+    "execguard-crun-enforce": { "path": "$W/execguard-crun.sh", "runtimeArgs": ["--execguard-config=$W/enforce.json"] }
   },
   "default-runtime": "runc"
 }
@@ -147,6 +148,26 @@ out=$("${D[@]}" run --rm --runtime execguard-crun egtest:1 /bin/busybox-arm64 ec
 printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
   && ok "crun: docker run shows the diagnosis first (rc $rc)" || bad "crun arm64: $out"
 printf '%s\n' "$out" | grep -qi 'exec format error' && ok "crun: its own line follows" || bad "crun: no crun line: $out"
+
+out=$("${D[@]}" run --rm -t --runtime execguard-crun egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+  && printf '%s\n' "$out" | grep -qi 'exec format error' && ok "crun: docker run -t shows the diagnosis, then crun's line (rc $rc)" \
+  || bad "crun -t: $out"
+out=$("${D[@]}" run --rm --runtime execguard-crun-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+[ "$rc" = 125 ] && printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: /bin/busybox-arm64 is built for aarch64' \
+  && ok "crun, enforce: OCI runtime create failed: execguard: ... (rc $rc)" || bad "crun enforce: rc $rc: $out"
+"${D[@]}" run -d --name eg-crun-exec --runtime execguard-crun egtest:1 /bin/busybox sleep 60 >/dev/null
+out=$("${D[@]}" exec eg-crun-exec /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+  && printf '%s\n' "$out" | grep -qi 'exec format error' && ok "crun: docker exec explains itself, crun's line follows (rc $rc)" \
+  || bad "crun exec: $out"
+if command -v script >/dev/null; then
+  out=$(script -qec "${D[*]} exec -t eg-crun-exec /bin/busybox-arm64 echo hi" /dev/null </dev/null | tr -d '\r') && rc=0 || rc=$?
+  printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
+    && printf '%s\n' "$out" | grep -qi 'exec format error' && ok "crun: docker exec -t shows the diagnosis on the terminal (rc $rc)" \
+    || bad "crun exec -t: $out"
+fi
+"${D[@]}" rm -f eg-crun-exec >/dev/null
 
 # Enforce mode: docker run itself fails with execguard's reason, exit 125.
 out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
