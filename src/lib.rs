@@ -21,6 +21,7 @@ pub mod host;
 pub mod inspect;
 pub mod live;
 pub mod logs;
+pub mod postmortem;
 pub mod rootfs;
 pub mod sanitize;
 pub mod setup;

@@ -40,7 +40,7 @@ fn is_crun(rt: &Runtime) -> bool {
 }
 
 /// The start time of a process (field 22 of /proc/<pid>/stat), to detect pid reuse.
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let close = stat.iter().rposition(|b| *b == b')')?;

@@ -58,6 +58,14 @@ struct CheckArgs {
     /// The bundle directory (holding config.json).
     #[arg(short, long, default_value = ".")]
     bundle: PathBuf,
+    /// Explain a container the runtime already has (created, stopped or running) from the
+    /// runtime's state; an id prefix naming one container is enough.
+    #[arg(long, value_name = "ID", conflicts_with = "bundle")]
+    container: Option<String>,
+    /// With --container: the runtime's state root (default: runc's, crun's, Docker's and
+    /// containerd's roots in turn).
+    #[arg(long, value_name = "DIR", requires = "container")]
+    root: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -119,18 +127,20 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
         }
     };
     let binfmt_root = a.binfmt_root.unwrap_or(cfg.binfmt_misc_root.clone());
-    let spec = match crate::spec::load(&a.bundle) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "execguard: cannot check: {e}");
-            return 2;
-        }
-    };
     let host = match &a.host_machine {
         Some(m) => Host::with_machine(m, !a.no_compat, binfmt_root),
         None => Host::detect(binfmt_root),
     };
-    let mut d = match crate::check::diagnose_bundle(&spec, &host) {
+    let diagnosed = match &a.container {
+        Some(id) => crate::postmortem::find(id, a.root.as_deref()).and_then(|found| {
+            let _ = writeln!(std::io::stderr(), "execguard: {}", found.describe());
+            crate::postmortem::diagnose(&found, &host)
+        }),
+        None => crate::spec::load(&a.bundle)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| crate::check::diagnose_bundle(&spec, &host)),
+    };
+    let mut d = match diagnosed {
         Ok(d) => d,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "execguard: cannot check: {e}");
