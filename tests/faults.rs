@@ -11,7 +11,7 @@ mod common;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
@@ -800,13 +800,36 @@ fn an_unwritable_own_log_is_one_line_and_the_container_runs_as_with_runc() {
     let t = tmp();
     let file = t.path().join("file");
     fs::write(&file, b"a file, not a folder\n").expect("write file");
+    // A read-only file system and a full one (a tmpfs filled to its last block).
+    let ro = t.path().join("ro");
+    let full = t.path().join("full");
+    fs::create_dir_all(&ro).expect("mkdir ro");
+    fs::create_dir_all(&full).expect("mkdir full");
+    let _ro = Mounted::tmpfs(&ro, "ro,size=64k");
+    let _full = Mounted::tmpfs(&full, "size=16k");
+    let mut filler = fs::File::create(full.join("filler")).expect("filler");
+    while filler.write_all(&[0u8; 4096]).is_ok() {}
+    drop(filler);
+    assert!(
+        fs::write(full.join("probe"), b"x").is_err()
+            || fs::metadata(full.join("probe"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+                == 0,
+        "the tmpfs must be full"
+    );
     let b = warning_bundle();
     let r = runc_ref(&b, "own-log-ro-ref");
     assert_eq!(r.code(), 0, "{r:?}");
     assert_eq!(r.stdout, b"hello\n");
-    for (i, target) in [file.join("d.jsonl"), PathBuf::from("/proc/version/x")]
-        .iter()
-        .enumerate()
+    for (i, target) in [
+        file.join("d.jsonl"),
+        PathBuf::from("/proc/version/x"),
+        ro.join("d.jsonl"),
+        full.join("d.jsonl"),
+    ]
+    .iter()
+    .enumerate()
     {
         let what = format!("own log at {}", target.display());
         let cfg = config_flag(
@@ -856,6 +879,27 @@ fn an_unwritable_own_log_is_one_line_and_the_container_runs_as_with_runc() {
         b"a file, not a folder\n",
         "the file in the way must be untouched"
     );
+}
+
+/// A tmpfs mounted for one test, lazily unmounted when dropped.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &Path, opts: &str) -> Mounted {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs -o {opts} at {}", at.display());
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
 
 #[test]
@@ -2092,4 +2136,114 @@ fn an_error_bundle_in_warn_and_enforce_writes_nothing_to_stdout() {
         r.stderr,
         "create: runc's stderr unchanged"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Killed mid-create (containerd kills the runtime on a timeout)
+
+/// Processes whose command line holds every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if words.iter().all(|w| text.contains(w)) && pid != std::process::id() as i32 {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// What a create killed while its createRuntime hook runs leaves: (a `create` process for the
+/// id still alive, the state folder present, `delete --force` exit code, state folder present
+/// after it).
+fn kill_mid_create(wrapped: bool, tag: &str) -> (bool, bool, i32, bool) {
+    let root = tmp();
+    let id = unique_id(tag);
+    // A sleep only this case runs: its length is the marker.
+    let marker = format!(
+        "{}.{}",
+        30,
+        std::process::id() % 1000 + u32::from(wrapped) * 1000
+    );
+    let mut b = good_bundle();
+    b.add_hook("createRuntime", "/bin/sleep", &["sleep", &marker]);
+    b.save();
+    let mut c = if wrapped {
+        let mut c = eg();
+        c.arg(format!("--execguard-runtime={RUNC}"));
+        c
+    } else {
+        runc()
+    };
+    c.arg("--root")
+        .arg(root.path())
+        .args(["create", "-b"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn create");
+    let start = Instant::now();
+    while processes_with(&["sleep", &marker]).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the createRuntime hook never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    // PR_SET_PDEATHSIG takes effect at once; give the kernel a moment to finish the kill.
+    let mut create_alive = true;
+    for _ in 0..200 {
+        create_alive = !processes_with(&["create", &id]).is_empty();
+        if !create_alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let state = root.path().join(&id).exists();
+    let mut d = runc();
+    d.arg("--root")
+        .arg(root.path())
+        .args(["delete", "--force", &id]);
+    let del = run_raw(d, "runc delete --force", Duration::from_secs(20), || {});
+    let after = root.path().join(&id).exists();
+    for pid in processes_with(&["sleep", &marker]) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    (create_alive, state, del.status.code().unwrap_or(-1), after)
+}
+
+#[test]
+fn killing_execguard_mid_create_leaves_what_killing_runc_leaves() {
+    if !runtime_ready() {
+        return;
+    }
+    let bare = kill_mid_create(false, "kill-bare");
+    let wrapped = kill_mid_create(true, "kill-eg");
+    eprintln!("killed mid-create: runc alone {bare:?}, through execguard {wrapped:?}");
+    assert!(!bare.0, "runc killed: no create left running");
+    assert!(
+        !wrapped.0,
+        "execguard killed: its runtime child dies with it (PR_SET_PDEATHSIG), no create left running"
+    );
+    assert_eq!(
+        wrapped, bare,
+        "(create alive, state left, delete --force status, state after delete): through execguard vs runc alone"
+    );
+    assert!(!wrapped.3, "delete --force cleans what is left");
 }
