@@ -19,40 +19,14 @@ for t in dockerd containerd /usr/bin/docker runc; do
 done
 [ -x "$fixtures/arm64/bin/busybox" ] || skip "no arm64 busybox in $fixtures (run .ci/setup)"
 
+# shellcheck source=integration/dockerd.sh
+. "$(dirname "$0")/dockerd.sh"
 W=$(mktemp -d /tmp/execguard-docker.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  umount -R "$W"/docker* 2>/dev/null || true
-  rm -rf "$W" 2>/dev/null || true
-}
-trap cleanup EXIT
+DOCKERD_PIDS=()
+trap 'dockerd_down "$W"' EXIT
 
 install -m 755 "$eg" "$W/execguard"
-cat >"$W/containerd.toml" <<TOML
-version = 2
-root = "$W/containerd-root"
-state = "$W/containerd-state"
-[grpc]
-  address = "$W/containerd.sock"
-[ttrpc]
-  address = "$W/containerd.sock.ttrpc"
-TOML
-echo '{}' >"$W/daemon.json"
-containerd --config "$W/containerd.toml" >"$W/containerd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$W/containerd.sock" ] && break; sleep 0.1; done
-dockerd --config-file "$W/daemon.json" -H "unix://$W/docker.sock" --data-root "$W/docker" \
-  --exec-root "$W/docker-exec" --pidfile "$W/dockerd.pid" --containerd "$W/containerd.sock" \
-  --bridge none --iptables=false --ip-masq=false >"$W/dockerd.log" 2>&1 &
-pids+=($!)
-D=(/usr/bin/docker -H "unix://$W/docker.sock")
-for _ in $(seq 150); do "${D[@]}" info >/dev/null 2>&1 && break; sleep 0.2; done
-"${D[@]}" info >/dev/null 2>&1 || { tail -20 "$W/dockerd.log"; echo "FAIL: dockerd did not start"; exit 1; }
+dockerd_up "$W" || exit 1
 
 # The README's configuration, applied without a restart.
 echo '{"mode":"enforce","log":{"path":null}}' >"$W/enforce.json"

@@ -12,14 +12,18 @@
 //! got; only the first bytes on it are execguard's.
 //!
 //! When the diagnosis says the exec will fail, the runtime's own failure line (`exec /bin/app:
-//! exec format error`, written by its init through the same terminal) may already be on it
-//! when the master arrives: the relay then holds the terminal until the process's side closes
-//! (it dies at once when the prediction holds; [`HOLD_LIMIT`] when it does not), and puts the
-//! diagnosis before what the runtime wrote, so the user reads the explanation first. With
-//! warnings only, the process runs: its terminal is passed on at once.
+//! exec format error`, written by its init through the same terminal) races the relay: the
+//! relay then holds the terminal until the process's side closes (it dies at once when the
+//! prediction holds), the runtime call ends, or [`HOLD_LIMIT`], whichever comes first, and puts
+//! the diagnosis before what the runtime wrote, so the user reads the explanation first. It
+//! never holds past the runtime's own end: the caller learns of the process from the runtime's
+//! return (containerd's shim reads the pid file then), and a process that dies before that is
+//! what the caller sees without execguard too. With warnings only, the process runs: its
+//! terminal is passed on at once.
 //!
 //! The caller (containerd's shim, conmon) takes the master from its socket only after the
-//! runtime call has returned, so execguard waits for the hand-off to end before it exits.
+//! runtime call has returned, so execguard waits (bounded) for the hand-off to end before it
+//! exits, also for a runtime whose child connects after the runtime itself has returned.
 //!
 //! Used only when there is something to show: a clean exec keeps its argv byte for byte and is
 //! exec'd as ever.
@@ -53,8 +57,16 @@ pub struct Relay {
     dir: PathBuf,
     path: PathBuf,
     thread: Option<JoinHandle<Result<(), String>>>,
-    /// Set once the runtime has connected: from then on the hand-off must be waited for.
-    accepted: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+/// What the relay thread and the caller's thread both see.
+#[derive(Default)]
+struct Shared {
+    /// The runtime has connected: from then on the hand-off must be waited for.
+    accepted: AtomicBool,
+    /// The runtime call has returned: stop holding the terminal.
+    runtime_done: AtomicBool,
 }
 
 impl Relay {
@@ -81,11 +93,11 @@ impl Relay {
             set.add(*s);
         }
         let old = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-        let accepted = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&accepted);
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("execguard-console".into())
-            .spawn(move || relay(&listener, &real, &text, hold, &flag));
+            .spawn(move || relay(&listener, &real, &text, hold, &theirs));
         if let Ok(old) = old {
             let _ = old.thread_set_mask();
         }
@@ -94,7 +106,7 @@ impl Relay {
                 dir,
                 path,
                 thread: Some(t),
-                accepted,
+                shared,
             }),
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
@@ -109,14 +121,16 @@ impl Relay {
         &self.path
     }
 
-    /// What became of the hand-off once the runtime has ended: `None` when the runtime never
-    /// connected (it failed before making a terminal), else the relay's result, waited for
-    /// (bounded) so the caller finds the terminal on its socket.
-    pub fn finish(mut self) -> Option<Result<(), String>> {
+    /// What became of the hand-off once the runtime has ended (`started`: it exited 0, so a
+    /// child of it may still connect): `None` when nothing connected, else the relay's result,
+    /// waited for (bounded) so the caller finds the terminal on its socket.
+    pub fn finish(mut self, started: bool) -> Option<Result<(), String>> {
+        self.shared.runtime_done.store(true, Ordering::Release);
         let t = self.thread.take()?;
         let until = Instant::now() + FINISH_LIMIT;
         while !t.is_finished() {
-            if !self.accepted.load(Ordering::Acquire) || Instant::now() > until {
+            let connected = self.shared.accepted.load(Ordering::Acquire);
+            if (!connected && !started) || Instant::now() > until {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -159,18 +173,18 @@ fn relay(
     real: &Path,
     text: &str,
     hold: bool,
-    accepted: &AtomicBool,
+    shared: &Shared,
 ) -> Result<(), String> {
     let (conn, _) = listener
         .accept()
         .map_err(|e| format!("console socket: {e}"))?;
-    accepted.store(true, Ordering::Release);
+    shared.accepted.store(true, Ordering::Release);
     let (payload, master) = recv_fd(conn.as_raw_fd())?;
     let Some(master) = master else {
         return Ok(());
     };
     let held = if hold {
-        hold_output(&master, Instant::now() + HOLD_LIMIT)
+        hold_output(&master, Instant::now() + HOLD_LIMIT, &shared.runtime_done)
     } else {
         Vec::new()
     };
@@ -189,22 +203,23 @@ fn relay(
     written
 }
 
-/// What the process's side writes until it closes (EIO on the master), `until`, or
-/// [`HOLD_BYTES`]; never blocks past `until`.
-fn hold_output(master: &OwnedFd, until: Instant) -> Vec<u8> {
+/// What the process's side writes until it closes (EIO on the master), `until`, `done` (the
+/// runtime call returned), or [`HOLD_BYTES`]; never blocks past `until`.
+fn hold_output(master: &OwnedFd, until: Instant, done: &AtomicBool) -> Vec<u8> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut held = Vec::new();
     let mut chunk = [0u8; 1024];
     while held.len() < HOLD_BYTES {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || done.load(Ordering::Acquire) {
             break;
         }
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        // Short slices, so the runtime's end is noticed at once.
+        let ms = u16::try_from(left.as_millis().min(5)).unwrap_or(5);
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) => break,
+            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
@@ -356,12 +371,12 @@ mod tests {
         // ONLCR turns the LF into CR LF, as on any terminal.
         assert_eq!(&buf[..n], b"execguard: hello\r\n");
         for _ in 0..100 {
-            if relay.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            if relay.thread.as_ref().is_some_and(JoinHandle::is_finished) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(relay.finish(), Some(Ok(())));
+        assert_eq!(relay.finish(true), Some(Ok(())));
         assert!(!made.exists(), "the private socket is removed");
         assert!(!made.parent().unwrap().exists(), "and its folder");
     }
@@ -431,7 +446,7 @@ mod tests {
             started.elapsed() < HOLD_LIMIT,
             "a closed terminal is passed on at once, not after the hold limit"
         );
-        assert_eq!(relay.finish(), Some(Ok(())));
+        assert_eq!(relay.finish(true), Some(Ok(())));
     }
 
     #[test]
@@ -459,7 +474,33 @@ mod tests {
         );
         assert!(waited < HOLD_LIMIT * 4, "{waited:?}");
         drop(process_side);
-        assert_eq!(relay.finish(), Some(Ok(())));
+        assert_eq!(relay.finish(true), Some(Ok(())));
+    }
+
+    #[test]
+    fn the_runtimes_end_stops_the_hold_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("caller.sock");
+        let caller = UnixListener::bind(&real).unwrap();
+        let relay = Relay::start(real, "execguard: why\n".into(), true).unwrap();
+        let master = openpty();
+        // SAFETY: TIOCGPTPEER on our own master: a process side that stays open.
+        let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR) };
+        assert!(fd >= 0);
+        // SAFETY: a descriptor just made.
+        let _process_side = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _rt = hand_over(&relay, &master);
+        drop(master);
+        let started = Instant::now();
+        let ender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            relay.finish(true)
+        });
+        let (conn, _) = caller.accept().unwrap();
+        let waited = started.elapsed();
+        assert!(recv_fd(conn.as_raw_fd()).unwrap().1.is_some());
+        assert!(waited < HOLD_LIMIT / 2, "held past the runtime's end: {waited:?}");
+        assert_eq!(ender.join().unwrap(), Some(Ok(())));
     }
 
     #[test]
@@ -475,15 +516,15 @@ mod tests {
         // The runtime connects and goes away without a terminal.
         drop(UnixStream::connect(relay.path()).unwrap());
         for _ in 0..100 {
-            if relay.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            if relay.thread.as_ref().is_some_and(JoinHandle::is_finished) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(relay.finish(), Some(Ok(())));
+        assert_eq!(relay.finish(false), Some(Ok(())));
         // It never connects at all.
         let relay = Relay::start(d.path().join("caller.sock"), "x".into(), false).unwrap();
-        assert_eq!(relay.finish(), None);
+        assert_eq!(relay.finish(false), None);
     }
 
     #[test]
@@ -502,12 +543,12 @@ mod tests {
         )
         .unwrap();
         for _ in 0..100 {
-            if relay.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            if relay.thread.as_ref().is_some_and(JoinHandle::is_finished) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let r = relay.finish().expect("finished");
+        let r = relay.finish(true).expect("finished");
         assert!(r.unwrap_err().contains("nobody.sock"));
     }
 }

@@ -597,7 +597,7 @@ fn exec_with_relay(
             return Outcome::Exit(1);
         }
     };
-    if let Some(Err(e)) = relay.finish() {
+    if let Some(Err(e)) = relay.finish(status == 0) {
         (report.say)(&e);
     }
     Outcome::Exit(status)
