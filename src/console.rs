@@ -499,7 +499,10 @@ mod tests {
         let (conn, _) = caller.accept().unwrap();
         let waited = started.elapsed();
         assert!(recv_fd(conn.as_raw_fd()).unwrap().1.is_some());
-        assert!(waited < HOLD_LIMIT / 2, "held past the runtime's end: {waited:?}");
+        assert!(
+            waited < HOLD_LIMIT / 2,
+            "held past the runtime's end: {waited:?}"
+        );
         assert_eq!(ender.join().unwrap(), Some(Ok(())));
     }
 
