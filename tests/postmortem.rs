@@ -77,12 +77,20 @@ fn a_container_whose_start_failed_is_explained_from_runcs_state() {
     assert!(st.success(), "runc create: {st}");
     let started = runc(root.path(), &["start", &id]);
     // runc 1.1.5 creates it and the exec fails when it starts: the init writes the error.
-    let state = runc(root.path(), &["state", &id]);
-    let v: Value = serde_json::from_str(&state.stdout).expect("runc state JSON");
-    assert_eq!(
-        v["status"], "stopped",
-        "the start failed: {state:?} {started:?}"
-    );
+    // The exec fails a moment after start returns: wait for runc to see it stopped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = runc(root.path(), &["state", &id]);
+        let v: Value = serde_json::from_str(&state.stdout).expect("runc state JSON");
+        if v["status"] == "stopped" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start must fail: {state:?} {started:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     let (code, json, stderr) = check_container(root.path(), &id[..id.len() - 2]);
     assert_eq!(code, 1, "a definite error exits 1: {stderr}");

@@ -9,8 +9,13 @@
 //!
 //! The program chain goes on past what the kernel execs when a known wrapper execs the next
 //! program itself: init wrappers (`docker-init`/tini, dumb-init, catatonit) and `sh -c "cmd"`.
+//!
+//! Once an ELF file would exec, [`libs`] names what fails right after: missing libraries,
+//! the CPU's ISA level, the host's page size. A shell-form command in an image without a
+//! shell gets the exec form as its fix (`no-shell`).
 
 pub mod filecaps;
+pub mod libs;
 pub mod perm;
 
 use std::ffi::OsStr;
@@ -99,6 +104,10 @@ struct Exec<'p> {
     /// The name binfmt_misc's extension entries match (`bprm->interp`): the path given to
     /// execve, then each interpreter's path as named (`bprm_change_interp`).
     name: &'p [u8],
+    /// `argv[0]` of the new program, which glibc's loader names in its errors: the command's
+    /// first word as written, or an interpreter's path as named (binfmt_script and binfmt_misc
+    /// put it in `argv[0]`).
+    argv0: &'p [u8],
 }
 
 /// What LookPath reports when it rejects the program before exec.
@@ -247,6 +256,20 @@ struct Checker<'a> {
     user: User,
     findings: Vec<Finding>,
     chain: Vec<ChainLink>,
+    /// Candidate library paths resolved so far (bounded by [`libs::MAX_PROBES`]).
+    libs_probed: usize,
+    /// Libraries opened so far (bounded by [`libs::MAX_LIBRARIES`]).
+    libs_opened: usize,
+}
+
+/// How the check of a program's ELF loader ended.
+enum LoaderCheck {
+    /// The exec fails there (a finding was added).
+    Stop,
+    /// Not verifiable, but nothing says it fails.
+    Unseen,
+    /// Found and usable.
+    Usable(Box<libs::Loader>),
 }
 
 /// Diagnose the process of a spec (the static view: rootfs plus the spec's mounts).
@@ -352,6 +375,8 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
         user: User::from_spec(spec),
         findings: Vec::new(),
         chain: Vec::new(),
+        libs_probed: 0,
+        libs_opened: 0,
     };
     c.process(&mut program);
     program.chain = std::mem::take(&mut c.chain);
@@ -435,7 +460,9 @@ impl Checker<'_> {
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect();
+        let before = self.findings.len();
         let Lookup::Found(path, res) = self.lookup_runtime(&args[0]) else {
+            self.no_shell(&args, before);
             return;
         };
         program.path = Some(escape_bytes(&res.path));
@@ -446,6 +473,7 @@ impl Checker<'_> {
             lookpath: Some(&args[0]),
             sh: false,
             name: &path,
+            argv0: &args[0],
         };
         if !self.check_file(x, &res, 0) {
             return;
@@ -1051,7 +1079,11 @@ impl Checker<'_> {
                 return false;
             }
             self.link(&ires.path, "binfmt-interpreter");
-            let xi = Exec { name: &interp, ..x };
+            let xi = Exec {
+                name: &interp,
+                argv0: &interp,
+                ..x
+            };
             if !self.check_file(xi, &ires, depth + 1) {
                 return false;
             }
@@ -1079,6 +1111,20 @@ impl Checker<'_> {
             && let Some(ld) = &info.interp
         {
             let (_, r) = self.resolve(ld);
+            if let Resolution::Found(lres) = &r {
+                // The emulated loader then searches the container for the libraries. Without
+                // P the emulator gives the program its path as argv[0].
+                if let Some(loader) = emulated_loader(ld, lres) {
+                    let argv0 = if entry.flags.preserve_argv0 {
+                        x.argv0
+                    } else {
+                        x.path
+                    };
+                    let xe = Exec { argv0, ..x };
+                    self.after_exec(xe, res, &info, header, file, Some(&loader), false);
+                }
+                return true;
+            }
             if !matches!(r, Resolution::Found(_) | Resolution::Unverifiable { .. }) {
                 let f = Finding::new(
                     Code::InterpreterMissing,
@@ -1105,6 +1151,85 @@ impl Checker<'_> {
             }
         }
         true
+    }
+
+    /// A shell-form command (`sh -c "..."`) whose shell the lookup did not find, in an image
+    /// with no shell at all (distroless, scratch): the missing-file finding (added since
+    /// `before`) stays the cause and gets the exec form as its hint, and a `no-shell` warning
+    /// says why.
+    fn no_shell(&mut self, args: &[Vec<u8>], before: usize) {
+        let Some(a0) = args.first() else {
+            return;
+        };
+        if !matches!(
+            base_name(a0),
+            b"sh" | b"bash" | b"dash" | b"ash" | b"zsh" | b"ksh" | b"mksh"
+        ) {
+            return;
+        }
+        let Some(script) = shell_command_string(args).cloned() else {
+            return;
+        };
+        let Some(idx) = (before..self.findings.len()).find(|&i| {
+            self.findings
+                .get(i)
+                .is_some_and(|f| f.code == Code::NotFound)
+        }) else {
+            return;
+        };
+        const SHELLS: &[&str] = &[
+            "/bin/sh",
+            "/usr/bin/sh",
+            "/bin/bash",
+            "/usr/bin/bash",
+            "/bin/ash",
+            "/bin/dash",
+            "/bin/busybox",
+            "/usr/bin/busybox",
+        ];
+        let any = SHELLS.iter().any(|p| {
+            matches!(
+                self.root.resolve(p.as_bytes(), true),
+                Resolution::Found(_) | Resolution::Unverifiable { .. }
+            )
+        });
+        if any {
+            return;
+        }
+        let shown = escape_bytes(a0);
+        let form = exec_form(&script);
+        let hint = match &form {
+            Some((first, json)) => format!(
+                "write the command in exec form, which runs {} without a shell: ENTRYPOINT {json} (or CMD {json}) in the Dockerfile, or that list as the command in Kubernetes or compose",
+                escape_bytes(first.as_bytes())
+            ),
+            None => "write the command in exec form, a JSON array such as ENTRYPOINT [\"/app\", \"--flag\"], which needs no shell; this command uses shell syntax (variables, quotes, pipes, &&), so move that logic into the program, or build FROM an image that has a shell (distroless :debug tags have busybox)".to_string(),
+        };
+        let expected = self
+            .findings
+            .get(idx)
+            .and_then(|f| f.expected_error.clone());
+        if let Some(f) = self.findings.get_mut(idx) {
+            f.hint = hint.clone();
+        }
+        let mut f = Finding::new(
+            Code::NoShell,
+            Severity::Warning,
+            format!(
+                "the command is in shell form ({shown} -c \"{}\"), but the image has no shell at all (a distroless or scratch image)",
+                escape_bytes(&script)
+            ),
+            hint,
+        )
+        .expect(expected)
+        .at(a0)
+        .with_bytes("shell", a0)
+        .with_bytes("command", &script)
+        .with("shells_looked_for", SHELLS.to_vec());
+        if let Some((_, json)) = form {
+            f = f.with("exec_form", json);
+        }
+        self.add(f);
     }
 
     fn too_deep(&mut self, x: Exec<'_>, path: &[u8]) {
@@ -1289,7 +1414,11 @@ impl Checker<'_> {
             return false;
         }
         self.link(&ires.path, "shebang-interpreter");
-        let xi = Exec { name: &interp, ..x };
+        let xi = Exec {
+            name: &interp,
+            argv0: &interp,
+            ..x
+        };
         if !self.check_file(xi, &ires, depth + 1) {
             return false;
         }
@@ -1369,6 +1498,7 @@ impl Checker<'_> {
             lookpath: None,
             sh: self.has_sh(),
             name: &path,
+            argv0: &name,
         };
         self.check_file(x, &res, 0)
     }
@@ -1503,11 +1633,14 @@ impl Checker<'_> {
             }
             _ => {}
         }
-        if let Some(ld) = info.interp.clone()
-            && !self.check_loader(x, res, &info, &ld)
-        {
-            return false;
-        }
+        let loader = match info.interp.clone() {
+            Some(ld) => match self.check_loader(x, res, &info, &ld) {
+                LoaderCheck::Stop => return false,
+                LoaderCheck::Unseen => None,
+                LoaderCheck::Usable(l) => Some(l),
+            },
+            None => None,
+        };
         if !self.check_file_caps(x, res, file) {
             return false;
         }
@@ -1519,6 +1652,10 @@ impl Checker<'_> {
             .expect("the process is killed by SIGBUS/SIGSEGV (exit 135 or 139)".to_string());
             self.add(f);
             return false;
+        }
+        // A dynamic program whose loader could not be looked at: what follows is unknown.
+        if info.interp.is_none() || loader.is_some() {
+            self.after_exec(x, res, &info, header, file, loader.as_deref(), true);
         }
         true
     }
@@ -1658,7 +1795,13 @@ impl Checker<'_> {
 
     /// The ELF loader (PT_INTERP): opened with open_exec in the container, then it must be an
     /// ELF of the same machine (load_elf_binary: ELIBBAD otherwise).
-    fn check_loader(&mut self, x: Exec<'_>, res: &Resolved, info: &ElfInfo, ld: &[u8]) -> bool {
+    fn check_loader(
+        &mut self,
+        x: Exec<'_>,
+        res: &Resolved,
+        info: &ElfInfo,
+        ld: &[u8],
+    ) -> LoaderCheck {
         let shown = escape_bytes(&res.path);
         let lds = escape_bytes(ld);
         let (_, r) = self.resolve(ld);
@@ -1666,7 +1809,7 @@ impl Checker<'_> {
             Resolution::Found(l) => l,
             Resolution::Unverifiable { .. } => {
                 self.report_unresolved(ld, r, "the ELF loader", None);
-                return true;
+                return LoaderCheck::Unseen;
             }
             _ => {
                 let (libc_of_binary, fix) = libc_family(ld);
@@ -1695,7 +1838,7 @@ impl Checker<'_> {
                     .with("binary_libc", libc_of_binary)
                     .with("loaders_in_image", present);
                 self.add(f);
-                return false;
+                return LoaderCheck::Stop;
             }
         };
         self.link(&lres.path, "elf-interpreter");
@@ -1720,7 +1863,7 @@ impl Checker<'_> {
                 "EACCES",
                 "restore the loader from the libc package",
             ));
-            return false;
+            return LoaderCheck::Stop;
         }
         if !self.user.may_exec(mode, lres.stat.st_uid, lres.stat.st_gid)
             || lres
@@ -1736,7 +1879,7 @@ impl Checker<'_> {
                 "EACCES",
                 "restore the loader's mode (0755)",
             ));
-            return false;
+            return LoaderCheck::Stop;
         }
         if let Some(why) = self.noexec(&lres) {
             self.add(unusable(
@@ -1744,10 +1887,10 @@ impl Checker<'_> {
                 "EACCES",
                 "drop noexec from that mount",
             ));
-            return false;
+            return LoaderCheck::Stop;
         }
         let Ok(lfile) = resolve::open_for_read(&lres) else {
-            return true;
+            return LoaderCheck::Unseen;
         };
         let mut lh = vec![0u8; 1024];
         let n = read_prefix(&lfile, &mut lh);
@@ -1758,7 +1901,13 @@ impl Checker<'_> {
                     && li.class == info.class
                     && li.endian == info.endian =>
             {
-                true
+                let soname = crate::inspect::dynamic::read(&li, &lh, &lfile).and_then(|d| d.soname);
+                LoaderCheck::Usable(Box::new(libs::Loader {
+                    interp: ld.to_vec(),
+                    soname,
+                    info: li,
+                    path: lres.path.clone(),
+                }))
             }
             Some(li) => {
                 self.add(unusable(
@@ -1770,7 +1919,7 @@ impl Checker<'_> {
                     "ELIBBAD",
                     "install the loader and libraries of the program's architecture, or use a matching image",
                 ));
-                false
+                LoaderCheck::Stop
             }
             None => {
                 self.add(unusable(
@@ -1778,7 +1927,7 @@ impl Checker<'_> {
                     "ELIBBAD",
                     "restore the loader from the libc package",
                 ));
-                false
+                LoaderCheck::Stop
             }
         }
     }
@@ -2030,6 +2179,7 @@ impl Checker<'_> {
             lookpath: None,
             sh: self.has_sh(),
             name: &path,
+            argv0: name,
         };
         if self.check_file(x, &res, 0) {
             self.follow_wrappers(&res.path, args, hops + 1);
@@ -2273,6 +2423,43 @@ fn shell_command_string(args: &[Vec<u8>]) -> Option<&Vec<u8>> {
     if saw_c { args.get(i) } else { None }
 }
 
+/// The exec form of a shell command made of plain words only (no quotes, variables,
+/// redirections, globs or operators): its first word and the JSON array
+/// (`["/app","--flag"]`). A leading `exec` is dropped.
+fn exec_form(script: &[u8]) -> Option<(String, String)> {
+    const META: &[u8] = b"$`'\"\\|&;<>(){}*?[]~=#!";
+    let text = std::str::from_utf8(script).ok()?;
+    if text
+        .bytes()
+        .any(|b| META.contains(&b) || (b.is_ascii_control() && !b" \t".contains(&b)))
+    {
+        return None;
+    }
+    let mut words: Vec<&str> = text.split_ascii_whitespace().collect();
+    if words.first() == Some(&"exec") {
+        words.remove(0);
+    }
+    let first = words.first()?.to_string();
+    Some((first, serde_json::to_string(&words).ok()?))
+}
+
+/// The program's loader as the emulated program will use it (its `DT_SONAME` read from the
+/// container), when it is an ELF file.
+fn emulated_loader(interp: &[u8], lres: &Resolved) -> Option<libs::Loader> {
+    let f = resolve::open_for_read(lres).ok()?;
+    let mut lh = vec![0u8; 1024];
+    let n = read_prefix(&f, &mut lh);
+    lh.truncate(n);
+    let info = elf::parse(&lh, &f)?;
+    let soname = crate::inspect::dynamic::read(&info, &lh, &f).and_then(|d| d.soname);
+    Some(libs::Loader {
+        interp: interp.to_vec(),
+        soname,
+        info,
+        path: lres.path.clone(),
+    })
+}
+
 /// The first word of a shell command when it is a plain program name or path, and whether
 /// its failure ends the command (it is the whole command, is followed by `&&`, or is exec'd).
 fn first_simple_word(script: &[u8]) -> Option<(Vec<u8>, bool)> {
@@ -2452,6 +2639,7 @@ mod tests {
             lookpath: None,
             sh: false,
             name: b"/app",
+            argv0: b"/app",
         };
         assert_eq!(
             exec_line(x, "ENOEXEC").as_deref(),
@@ -2463,6 +2651,7 @@ mod tests {
             lookpath: None,
             sh: true,
             name: b"/app",
+            argv0: b"/app",
         };
         assert_eq!(
             exec_line(x, "ENOENT").as_deref(),
@@ -2475,6 +2664,78 @@ mod tests {
             exec_line(x, "ENOEXEC").as_deref(),
             Some("exec /app failed: No such file or directory")
         );
+    }
+
+    #[test]
+    fn exec_forms() {
+        let e = |s: &str| exec_form(s.as_bytes()).map(|(_, j)| j);
+        assert_eq!(
+            e("/app --flag x").as_deref(),
+            Some(r#"["/app","--flag","x"]"#)
+        );
+        assert_eq!(e("  exec  /app\t-v ").as_deref(), Some(r#"["/app","-v"]"#));
+        assert_eq!(e("/app $PORT"), None);
+        assert_eq!(e("/app && /b"), None);
+        assert_eq!(e("/app \"a b\""), None);
+        assert_eq!(e("FOO=1 /app"), None);
+        assert_eq!(e("/app\n/b"), None);
+        assert_eq!(e(""), None);
+        assert_eq!(e("exec"), None);
+    }
+
+    fn diagnose_root(files: &[(&str, &[u8])], args: &[&str]) -> Diagnosis {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        for (inner, bytes) in files {
+            let p = dir
+                .path()
+                .join("rootfs")
+                .join(inner.trim_start_matches('/'));
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::create_dir_all(dir.path().join("rootfs")).unwrap_or_else(|e| panic!("{e}"));
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": args, "env": ["PATH=/usr/bin:/bin"], "cwd": "/"},
+            "root": {"path": "rootfs"},
+        });
+        let spec = crate::spec::from_slice(config.to_string().as_bytes(), dir.path())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let host = Host::with_machine("x86_64", true, std::path::PathBuf::from("/nonexistent"));
+        diagnose(&spec, &host)
+    }
+
+    #[test]
+    fn no_shell_only_without_any_shell() {
+        let codes = |d: &Diagnosis| d.findings.iter().map(|f| f.code).collect::<Vec<_>>();
+        let app: &[u8] = b"#!/app\n";
+        let d = diagnose_root(&[("/app", app)], &["/bin/sh", "-c", "/app -x"]);
+        assert_eq!(codes(&d), [Code::NotFound, Code::NoShell]);
+        assert!(
+            d.findings[0].hint.contains(r#"["/app","-x"]"#),
+            "{}",
+            d.findings[0].hint
+        );
+        assert_eq!(d.findings[1].severity, Severity::Warning);
+        assert_eq!(d.findings[1].expected_error, d.findings[0].expected_error);
+        let d = diagnose_root(&[("/app", app)], &["sh", "-c", "/app -x"]);
+        assert_eq!(codes(&d), [Code::NotFound, Code::NoShell]);
+        // Not the shell form, or a shell elsewhere in the image: the finding stays alone.
+        let d = diagnose_root(&[("/app", app)], &["/bin/sh", "/entrypoint.sh"]);
+        assert_eq!(codes(&d), [Code::NotFound]);
+        let d = diagnose_root(
+            &[("/app", app), ("/bin/busybox", app)],
+            &["/bin/sh", "-c", "x"],
+        );
+        assert_eq!(codes(&d), [Code::NotFound]);
+        // A missing program that is not a shell.
+        let d = diagnose_root(&[("/app", app)], &["/bin/app", "-c", "x"]);
+        assert_eq!(codes(&d), [Code::NotFound]);
     }
 
     #[test]

@@ -75,6 +75,12 @@ struct CheckArgs {
     /// With --host-machine: the compat machine (i386 on x86_64, arm on aarch64) is not allowed.
     #[arg(long, hide = true)]
     no_compat: bool,
+    /// Check as if the host's pages were this many bytes; for testing.
+    #[arg(long, hide = true)]
+    host_page_size: Option<u64>,
+    /// Check as if the CPU had this x86-64 ISA level (1 baseline to 4); for testing.
+    #[arg(long, hide = true)]
+    host_isa_level: Option<u8>,
     /// Read binfmt_misc from this directory.
     #[arg(long)]
     binfmt_root: Option<PathBuf>,
@@ -127,10 +133,16 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
         }
     };
     let binfmt_root = a.binfmt_root.unwrap_or(cfg.binfmt_misc_root.clone());
-    let host = match &a.host_machine {
+    let mut host = match &a.host_machine {
         Some(m) => Host::with_machine(m, !a.no_compat, binfmt_root),
         None => Host::detect(binfmt_root),
     };
+    if let Some(n) = a.host_page_size {
+        host = host.with_page_size(n);
+    }
+    if a.host_isa_level.is_some() {
+        host = host.with_isa_level(a.host_isa_level);
+    }
     let diagnosed = match &a.container {
         Some(id) => crate::postmortem::find(id, a.root.as_deref()).and_then(|found| {
             let _ = writeln!(std::io::stderr(), "execguard: {}", found.describe());

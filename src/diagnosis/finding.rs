@@ -38,6 +38,14 @@ pub enum Code {
     Emulated,
     /// The ELF loader named by PT_INTERP is missing or unusable.
     InterpreterMissing,
+    /// A library the program needs (`DT_NEEDED`) is in none of the loader's search paths.
+    MissingLibrary,
+    /// The program or a library needs a higher x86-64 ISA level than this CPU has.
+    IsaLevel,
+    /// Loadable segments cannot be mapped with the host's page size.
+    PageSize,
+    /// A shell-form command (`sh -c ...`) in an image without a shell.
+    NoShell,
     /// Text without `#!` at byte 0.
     NoShebang,
     /// Binary data that nothing takes.
@@ -84,6 +92,10 @@ impl Code {
         Code::BinfmtInterpreterUnreachable,
         Code::Emulated,
         Code::InterpreterMissing,
+        Code::MissingLibrary,
+        Code::IsaLevel,
+        Code::PageSize,
+        Code::NoShell,
         Code::NoShebang,
         Code::UnknownFormat,
         Code::ShebangBom,
@@ -116,6 +128,10 @@ impl Code {
             Code::BinfmtInterpreterUnreachable => "binfmt-interpreter-unreachable",
             Code::Emulated => "emulated",
             Code::InterpreterMissing => "interpreter-missing",
+            Code::MissingLibrary => "missing-library",
+            Code::IsaLevel => "isa-level",
+            Code::PageSize => "page-size",
+            Code::NoShell => "no-shell",
             Code::NoShebang => "no-shebang",
             Code::UnknownFormat => "unknown-format",
             Code::ShebangBom => "shebang-bom",

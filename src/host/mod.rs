@@ -1,7 +1,8 @@
 //! Facts about the host that decide what the kernel can exec: the native machine, the compat
-//! machines it allows, and binfmt_misc. All of it sits behind [`Host`] so the checks can be
-//! tested as if on another host (an arm64 one, a host without IA32 emulation, a fake
-//! binfmt_misc tree).
+//! machines it allows, and binfmt_misc; and what decides whether the program survives the
+//! moments right after exec: the kernel's page size and the CPU's x86-64 ISA level. All of it
+//! sits behind [`Host`] so the checks can be tested as if on another host (an arm64 one with
+//! 16K pages, a host without IA32 emulation, an x86-64-v2 CPU, a fake binfmt_misc tree).
 
 pub mod binfmt;
 
@@ -56,6 +57,11 @@ pub struct Host {
     /// Where binfmt_misc is read from.
     pub binfmt_root: PathBuf,
     binfmt: OnceCell<binfmt::State>,
+    /// The kernel's page size in bytes.
+    pub page_size: u64,
+    /// The CPU's x86-64 ISA level as glibc computes it (1 baseline to 4 for x86-64-v4), or
+    /// `None` when unknown or not an x86-64 host: read from /proc/cpuinfo on first use only.
+    isa_level: OnceCell<Option<u8>>,
 }
 
 const fn t(class: Class, endian: Endian, machine: u16) -> ElfTarget {
@@ -106,7 +112,38 @@ impl Host {
             compat: OnceCell::from((compat, None)),
             binfmt_root,
             binfmt: OnceCell::new(),
+            page_size: 4096,
+            isa_level: OnceCell::from(None),
         }
+    }
+
+    /// This host with pages of `bytes` bytes (arm64 kernels use 4K, 16K or 64K).
+    pub fn with_page_size(mut self, bytes: u64) -> Host {
+        self.page_size = bytes;
+        self
+    }
+
+    /// This host with a CPU of x86-64 ISA `level` (1 baseline to 4 for x86-64-v4; `None`:
+    /// unknown, so the ISA level is not checked).
+    pub fn with_isa_level(mut self, level: Option<u8>) -> Host {
+        self.isa_level = OnceCell::from(level);
+        self
+    }
+
+    /// The CPU's x86-64 ISA level, when known (see [`isa_level_from_cpuinfo`]).
+    pub fn isa_level(&self) -> Option<u8> {
+        *self.isa_level.get_or_init(|| {
+            if self.machine != "x86_64" {
+                return None;
+            }
+            // The flags line of the first processor lies in the first few KiB.
+            let mut buf = vec![0u8; 8 * 1024];
+            let n = std::fs::File::open("/proc/cpuinfo")
+                .map(|f| crate::inspect::elf::read_full(&f, &mut buf, 0))
+                .unwrap_or(0);
+            buf.truncate(n);
+            isa_level_from_cpuinfo(&String::from_utf8_lossy(&buf))
+        })
     }
 
     /// The real host.
@@ -122,6 +159,12 @@ impl Host {
             compat: OnceCell::new(),
             binfmt_root,
             binfmt: OnceCell::new(),
+            page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(4096),
+            isa_level: OnceCell::new(),
         }
     }
 
@@ -152,6 +195,39 @@ impl Host {
         self.native.iter().any(is)
             || (self.compat_target.as_ref().is_some_and(is) && self.compat().0)
     }
+}
+
+/// The x86-64 ISA level of the CPU described by /proc/cpuinfo (its first `flags` line), as
+/// glibc computes it for the loader's check (sysdeps/x86/get-isa-level.h `get_isa_level`):
+/// 1 for x86-64-baseline, 2 with CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1 and SSE4.2,
+/// 3 with AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT and MOVBE, 4 with AVX512F, BW, CD, DQ and VL.
+/// The kernel lists only what it enabled (no `avx` without XSAVE support), which is what glibc's
+/// "usable" means. `Some(0)` without even the baseline, `None` without a flags line.
+pub fn isa_level_from_cpuinfo(text: &str) -> Option<u8> {
+    let flags: Vec<&str> = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "flags").then_some(v)
+        })?
+        .split_whitespace()
+        .collect();
+    let has = |names: &[&str]| names.iter().all(|n| flags.contains(n));
+    // /proc/cpuinfo names: pni is SSE3, cx16 CMPXCHG16B, lahf_lm LAHF64/SAHF64, abm LZCNT.
+    const BASELINE: &[&str] = &["cmov", "cx8", "fpu", "fxsr", "mmx", "sse", "sse2"];
+    const V2: &[&str] = &[
+        "cx16", "lahf_lm", "popcnt", "pni", "ssse3", "sse4_1", "sse4_2",
+    ];
+    const V3: &[&str] = &["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe"];
+    const V4: &[&str] = &["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"];
+    let mut level = 0;
+    for set in [BASELINE, V2, V3, V4] {
+        if !has(set) {
+            break;
+        }
+        level += 1;
+    }
+    Some(level)
 }
 
 /// PER_LINUX32 from <linux/personality.h> (the libc crate exports it on some targets only).
@@ -243,6 +319,52 @@ mod tests {
         assert!(!h.runs_natively(Some(Class::Elf64), Some(Endian::Little), em::X86_64));
         // Byte order matters: a big-endian aarch64 binary does not run on aarch64 (LE).
         assert!(!h.runs_natively(Some(Class::Elf64), Some(Endian::Big), em::AARCH64));
+    }
+
+    #[test]
+    fn isa_levels_from_cpuinfo() {
+        let base = "fpu cx8 cmov mmx fxsr sse sse2";
+        let v2 = format!("{base} pni ssse3 cx16 sse4_1 sse4_2 popcnt lahf_lm");
+        let v3 = format!("{v2} fma movbe xsave avx f16c abm bmi1 avx2 bmi2");
+        let v4 = format!("{v3} avx512f avx512dq avx512cd avx512bw avx512vl");
+        let info = |flags: &str| {
+            format!(
+                "processor\t: 0\nvendor_id\t: x\nflags\t\t: {flags}\nbugs\t: y\n\nprocessor\t: 1\nflags\t: \n"
+            )
+        };
+        assert_eq!(isa_level_from_cpuinfo(&info(base)), Some(1));
+        assert_eq!(isa_level_from_cpuinfo(&info(&v2)), Some(2));
+        assert_eq!(isa_level_from_cpuinfo(&info(&v3)), Some(3));
+        assert_eq!(isa_level_from_cpuinfo(&info(&v4)), Some(4));
+        // One flag short of a level stops there (no LZCNT: v2; AVX512 without VL: v3).
+        assert_eq!(
+            isa_level_from_cpuinfo(&info(&v3.replace(" abm", ""))),
+            Some(2)
+        );
+        assert_eq!(
+            isa_level_from_cpuinfo(&info(&v4.replace(" avx512vl", ""))),
+            Some(3)
+        );
+        // A higher level's flags without the lower ones count for nothing.
+        assert_eq!(isa_level_from_cpuinfo(&info("avx512f avx2")), Some(0));
+        assert_eq!(isa_level_from_cpuinfo("model name\t: arm\n"), None);
+        assert_eq!(isa_level_from_cpuinfo(""), None);
+    }
+
+    #[test]
+    fn the_seam_sets_page_size_and_isa_level() {
+        let h = Host::with_machine("aarch64", true, PathBuf::from("/nonexistent"));
+        assert_eq!(h.page_size, 4096);
+        assert_eq!(h.isa_level(), None);
+        let h = h.with_page_size(16384).with_isa_level(Some(2));
+        assert_eq!(h.page_size, 16384);
+        assert_eq!(h.isa_level(), Some(2));
+        let real = Host::detect(PathBuf::from("/nonexistent"));
+        assert!(real.page_size.is_power_of_two() && real.page_size >= 4096);
+        if real.machine == "x86_64" {
+            let level = real.isa_level();
+            assert!(level.is_some_and(|l| l >= 1), "{level:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Bounded reading of an ELF file's header, program headers and `PT_INTERP`.
+//! Bounded reading of an ELF file's header, program headers and `PT_INTERP`, and of what the
+//! loader reads next from the same headers: the x86 ISA level note (`PT_GNU_PROPERTY`) and
+//! whether the loadable segments can be mapped with the host's page size.
 //!
 //! This module owns what execguard knows about an ELF file before the kernel loads it: class,
 //! byte order, `e_machine`, `e_type`, OSABI and flags, the program interpreter path, how far the
@@ -23,7 +25,7 @@ use goblin::elf::header::{
     EM_S390, EM_SH, EM_SPARC, EM_SPARC32PLUS, EM_SPARCV9, EM_X86_64, EM_XTENSA, ET_CORE, ET_DYN,
     ET_EXEC, ET_NONE, ET_REL, Header,
 };
-use goblin::elf::program_header::{PT_INTERP, PT_LOAD, ProgramHeader};
+use goblin::elf::program_header::{PT_DYNAMIC, PT_GNU_PROPERTY, PT_INTERP, PT_LOAD, ProgramHeader};
 
 /// Positioned reads on the opened file (implemented for `std::fs::File` via
 /// `FileExt::read_at`, and for byte buffers in tests).
@@ -129,6 +131,45 @@ pub struct ElfInfo {
     pub load_end: u64,
     /// `ET_DYN` without `PT_INTERP` (a static-pie executable, or a shared object).
     pub is_static_pie: bool,
+    /// The `PT_LOAD`, `PT_DYNAMIC` and `PT_GNU_PROPERTY` program headers, in file order (filled
+    /// once the program headers were read).
+    pub segments: Vec<Segment>,
+}
+
+/// One program header, reduced to what the loaders look at after the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// `p_type`.
+    pub p_type: u32,
+    /// `p_offset`: where its bytes start in the file.
+    pub offset: u64,
+    /// `p_vaddr`: where they go in memory.
+    pub vaddr: u64,
+    /// `p_filesz`.
+    pub filesz: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
+    /// `p_align`.
+    pub align: u64,
+    /// `p_flags` (`PF_R` 4, `PF_W` 2, `PF_X` 1).
+    pub flags: u32,
+}
+
+impl ElfInfo {
+    /// The file offset of virtual address `vaddr`: inside the file bytes of the first
+    /// `PT_LOAD` segment that maps it. `None` when no segment's file bytes hold it.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .filter(|s| s.p_type == PT_LOAD)
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
+            .and_then(|s| s.offset.checked_add(vaddr - s.vaddr))
+    }
+
+    /// The first segment of `p_type`.
+    pub fn segment(&self, p_type: u32) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.p_type == p_type)
+    }
 }
 
 /// The first reason, in the kernel's order, why the ELF loader refuses or the process dies.
@@ -326,6 +367,7 @@ pub fn parse_with_limit(
         defect: None,
         load_end: 0,
         is_static_pie: false,
+        segments: Vec::new(),
     };
     // e_type and e_machine sit at the same offsets in both classes.
     if let Some(endian) = endian {
@@ -382,6 +424,19 @@ pub fn parse_with_limit(
         .map(|p| p.p_offset.saturating_add(p.p_filesz))
         .max()
         .unwrap_or(0);
+    info.segments = phdrs
+        .iter()
+        .filter(|p| matches!(p.p_type, PT_LOAD | PT_DYNAMIC | PT_GNU_PROPERTY))
+        .map(|p| Segment {
+            p_type: p.p_type,
+            offset: p.p_offset,
+            vaddr: p.p_vaddr,
+            filesz: p.p_filesz,
+            memsz: p.p_memsz,
+            align: p.p_align,
+            flags: p.p_flags,
+        })
+        .collect();
     let first_interp = phdrs.iter().find(|p| p.p_type == PT_INTERP);
     info.is_static_pie = info.e_type == ET_DYN && first_interp.is_none();
 
@@ -420,7 +475,7 @@ fn read_u16(bytes: &[u8], at: usize, endian: Endian) -> u16 {
 }
 
 /// Reads as many bytes as the file has at `offset`, up to `buf.len()`; I/O errors end the read.
-fn read_full(file: &dyn ReadAt, buf: &mut [u8], offset: u64) -> usize {
+pub(crate) fn read_full(file: &dyn ReadAt, buf: &mut [u8], offset: u64) -> usize {
     let mut done = 0usize;
     let mut interrupts = 0;
     while done < buf.len() {
@@ -442,7 +497,7 @@ fn read_full(file: &dyn ReadAt, buf: &mut [u8], offset: u64) -> usize {
 
 /// `len` bytes at `offset`: from `header` when they lie inside it, otherwise with one
 /// positioned read. The caller has bounded `len`. Returns fewer bytes when the file is shorter.
-fn bytes_at(header: &[u8], file: &dyn ReadAt, offset: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes_at(header: &[u8], file: &dyn ReadAt, offset: u64, len: usize) -> Vec<u8> {
     let inside = usize::try_from(offset)
         .ok()
         .and_then(|start| header.get(start..start.checked_add(len)?));
@@ -705,6 +760,185 @@ pub fn describe(info: &ElfInfo) -> String {
         out.push_str(&defect.to_string());
     }
     out
+}
+
+/// `GNU_PROPERTY_X86_ISA_1_NEEDED` (elf.h): the x86 ISA levels an object needs.
+pub const GNU_PROPERTY_X86_ISA_1_NEEDED: u32 = 0xc000_8002;
+/// `NT_GNU_PROPERTY_TYPE_0` (elf.h).
+const NT_GNU_PROPERTY_TYPE_0: u32 = 5;
+/// Most bytes of `PT_GNU_PROPERTY` read (real notes are a few dozen bytes).
+pub const MAX_PROPERTY_NOTE: u64 = 4096;
+
+fn read_u32_le(bytes: &[u8], at: u64) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// The x86 ISA levels an x86-64 file needs: `GNU_PROPERTY_X86_ISA_1_NEEDED` in the first
+/// `NT_GNU_PROPERTY_TYPE_0` note of its `PT_GNU_PROPERTY` segment, as a bit mask (bit 0
+/// x86-64-baseline, bit 1 v2, bit 2 v3, bit 3 v4).
+///
+/// Read the way glibc's loader reads it (sysdeps/x86/dl-prop.h `_dl_process_pt_gnu_property`
+/// and `_dl_process_gnu_property`): the segment must be 8-byte aligned, only the first GNU
+/// property note counts, its properties must come in ascending type order and fit in the note,
+/// and a malformed note records nothing. `None` for other machines and classes, without the
+/// property, or when the note is malformed. One bounded read (at most [`MAX_PROPERTY_NOTE`]
+/// bytes), none when the note lies inside `header`.
+pub fn x86_isa_needed(info: &ElfInfo, header: &[u8], file: &dyn ReadAt) -> Option<u32> {
+    if info.machine != EM_X86_64
+        || info.class != Some(Class::Elf64)
+        || info.endian != Some(Endian::Little)
+    {
+        return None;
+    }
+    let seg = info.segment(PT_GNU_PROPERTY)?;
+    if seg.align != 8 {
+        return None;
+    }
+    let len = seg.filesz.min(seg.memsz).min(MAX_PROPERTY_NOTE);
+    let bytes = bytes_at(header, file, seg.offset, usize::try_from(len).ok()?);
+    let size = bytes.len() as u64;
+    let mut pos: u64 = 0;
+    // "while ((ElfW(Addr)) (note + 1) - start < size)": a note header must start inside.
+    while pos.checked_add(12)? < size {
+        let namesz = read_u32_le(&bytes, pos)?;
+        let descsz = read_u32_le(&bytes, pos + 4)?;
+        let n_type = read_u32_le(&bytes, pos + 8)?;
+        let name_at = usize::try_from(pos + 12).ok()?;
+        if namesz == 4
+            && n_type == NT_GNU_PROPERTY_TYPE_0
+            && bytes.get(name_at..name_at + 4) == Some(&b"GNU\0"[..])
+        {
+            if descsz < 8 || descsz % 8 != 0 {
+                return None;
+            }
+            let start = pos + 16;
+            let end = start.checked_add(u64::from(descsz))?;
+            if end > size {
+                return None;
+            }
+            let mut p = start;
+            let mut last_type = 0u32;
+            let mut needed = None;
+            loop {
+                let p_type = read_u32_le(&bytes, p)?;
+                let datasz = read_u32_le(&bytes, p + 4)?;
+                if p_type < last_type {
+                    return None;
+                }
+                p += 8;
+                let data_end = p.checked_add(u64::from(datasz))?;
+                if data_end > end {
+                    return None;
+                }
+                last_type = p_type;
+                if p_type == GNU_PROPERTY_X86_ISA_1_NEEDED && datasz == 4 {
+                    needed = read_u32_le(&bytes, p);
+                }
+                p = p.checked_add(u64::from(datasz).checked_add(7)? & !7)?;
+                if end.saturating_sub(p) < 8 {
+                    break;
+                }
+            }
+            // Only one NT_GNU_PROPERTY_TYPE_0 note is handled.
+            return needed;
+        }
+        // ELF_NOTE_NEXT_OFFSET with 8-byte alignment.
+        let desc = (12u64 + u64::from(namesz)).checked_add(7)? & !7;
+        let next = desc.checked_add(u64::from(descsz))?.checked_add(7)? & !7;
+        pos = pos.checked_add(next)?;
+    }
+    None
+}
+
+/// The highest x86-64 level in an ISA bit mask: 4 for x86-64-v4 down to 1 for
+/// x86-64-baseline, 0 for none.
+pub fn isa_level(bits: u32) -> u8 {
+    match bits & 0xf {
+        b if b & 8 != 0 => 4,
+        b if b & 4 != 0 => 3,
+        b if b & 2 != 0 => 2,
+        b if b & 1 != 0 => 1,
+        _ => 0,
+    }
+}
+
+/// The bit mask of every level up to `level` (what a CPU of that level supports).
+pub fn isa_bits_up_to(level: u8) -> u32 {
+    match level {
+        0 => 0,
+        1 => 0b1,
+        2 => 0b11,
+        3 => 0b111,
+        _ => 0b1111,
+    }
+}
+
+/// The name of an x86-64 level as compilers and glibc spell it (`x86-64-v3`).
+pub fn isa_level_name(level: u8) -> &'static str {
+    match level {
+        0 => "none",
+        1 => "x86-64-baseline",
+        2 => "x86-64-v2",
+        3 => "x86-64-v3",
+        _ => "x86-64-v4",
+    }
+}
+
+/// Why loadable segments aligned for smaller pages do not fit `page_size`-byte pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageMisfit {
+    /// The segment's file offset and address disagree modulo the page size, so no
+    /// page-aligned file offset maps it at its address: the kernel refuses the mapping of the
+    /// program and its loader (fs/binfmt_elf.c `elf_map` passes
+    /// `p_offset - ELF_PAGEOFFSET(p_vaddr)` to `vm_mmap`, which refuses an offset that is not
+    /// page-aligned, and past the point of no return fs/exec.c `bprm_execve` kills the process
+    /// with SIGSEGV); glibc's loader refuses such a library (elf/dl-load.c
+    /// `_dl_map_object_from_fd`: "ELF load command address/offset not page-aligned").
+    Offset(Segment),
+    /// Two segments share one page and the later one lacks a permission of the earlier (code
+    /// followed by read-only data): both the kernel and the loaders map the segments in order,
+    /// so the later mapping replaces the page and the earlier segment's code or data there
+    /// loses that permission; the process faults when it uses it.
+    SharedPage(Segment, Segment),
+}
+
+/// The first way the `PT_LOAD` segments aligned below `page_size` do not fit it (see
+/// [`PageMisfit`]). `None` when they fit (segments aligned to at least the page size always
+/// do), or `page_size` is not a power of two above 1.
+pub fn page_misfit(info: &ElfInfo, page_size: u64) -> Option<PageMisfit> {
+    if page_size < 2 || !page_size.is_power_of_two() {
+        return None;
+    }
+    let loads: Vec<&Segment> = info
+        .segments
+        .iter()
+        .filter(|s| s.p_type == PT_LOAD && s.memsz > 0)
+        .collect();
+    let mask = page_size - 1;
+    if let Some(s) = loads
+        .iter()
+        .find(|s| s.align < page_size && s.vaddr.wrapping_sub(s.offset) & mask != 0)
+    {
+        return Some(PageMisfit::Offset(**s));
+    }
+    // Consecutive segments (the loaders require ascending p_vaddr).
+    for pair in loads.windows(2) {
+        let (a, b) = match pair {
+            [a, b] => (*a, *b),
+            _ => continue,
+        };
+        if a.align >= page_size && b.align >= page_size || a.flags & !b.flags & 7 == 0 {
+            continue;
+        }
+        let last = a.vaddr.saturating_add(a.memsz - 1) & !mask;
+        let first = b.vaddr & !mask;
+        if first <= last {
+            return Some(PageMisfit::SharedPage(*a, *b));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1450,6 +1684,210 @@ mod tests {
         }
     }
 
+    /// An x86-64 object with a GNU property note at 0x300 holding `props` (type, data).
+    fn with_note(props: &[(u32, &[u8])], align: u64, namesz: u32) -> Vec<u8> {
+        let mut o = crate::inspect::dynamic::build::Obj::lib(&[]);
+        o.isa_needed = Some(0);
+        let mut bytes = o.build();
+        let mut desc = Vec::new();
+        for (t, d) in props {
+            desc.extend_from_slice(&t.to_le_bytes());
+            desc.extend_from_slice(&(d.len() as u32).to_le_bytes());
+            desc.extend_from_slice(d);
+            while desc.len() % 8 != 0 {
+                desc.push(0);
+            }
+        }
+        let mut note = Vec::new();
+        note.extend_from_slice(&namesz.to_le_bytes());
+        note.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        note.extend_from_slice(&5u32.to_le_bytes());
+        note.extend_from_slice(b"GNU\0");
+        note.extend_from_slice(&desc);
+        bytes[0x300..0x300 + note.len()].copy_from_slice(&note);
+        // PT_GNU_PROPERTY is the last program header: fix its size and alignment.
+        let ph = 64 + 3 * 56;
+        bytes[ph + 32..ph + 40].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        bytes[ph + 40..ph + 48].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        bytes[ph + 48..ph + 56].copy_from_slice(&align.to_le_bytes());
+        bytes
+    }
+
+    fn isa_of(bytes: &[u8], head: usize) -> Option<u32> {
+        let head = &bytes[..head.min(bytes.len())];
+        let info = parse(head, &bytes).unwrap_or_else(|| panic!("not elf"));
+        x86_isa_needed(&info, head, &bytes)
+    }
+
+    #[test]
+    fn isa_level_note_as_glibc_reads_it() {
+        let v4 = 0b1001u32.to_le_bytes();
+        // The property alone, after a lower one, and beyond the header buffer.
+        let b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &v4)], 8, 4);
+        assert_eq!(isa_of(&b, 4096), Some(0b1001));
+        assert_eq!(isa_of(&b, 64), Some(0b1001));
+        let b = with_note(
+            &[
+                (0xc000_0002, &[3, 0, 0, 0]),
+                (GNU_PROPERTY_X86_ISA_1_NEEDED, &v4),
+            ],
+            8,
+            4,
+        );
+        assert_eq!(isa_of(&b, 4096), Some(0b1001));
+        // Out of order: glibc records nothing.
+        let b = with_note(
+            &[
+                (GNU_PROPERTY_X86_ISA_1_NEEDED, &v4),
+                (0xc000_0002, &[3, 0, 0, 0]),
+            ],
+            8,
+            4,
+        );
+        assert_eq!(isa_of(&b, 4096), None);
+        // Wrong data size, wrong segment alignment, wrong note name size.
+        let b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &[9, 0])], 8, 4);
+        assert_eq!(isa_of(&b, 4096), None);
+        let b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &v4)], 4, 4);
+        assert_eq!(isa_of(&b, 4096), None);
+        let b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &v4)], 8, 5);
+        assert_eq!(isa_of(&b, 4096), None);
+        // A data size running past the note.
+        let mut b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &v4)], 8, 4);
+        b[0x300 + 16 + 4..0x300 + 16 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(isa_of(&b, 4096), None);
+        // Other machines carry no x86 ISA level.
+        let mut b = with_note(&[(GNU_PROPERTY_X86_ISA_1_NEEDED, &v4)], 8, 4);
+        b[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
+        assert_eq!(isa_of(&b, 4096), None);
+        // Levels.
+        assert_eq!(isa_level(0b1001), 4);
+        assert_eq!(isa_level(0b0101), 3);
+        assert_eq!(isa_level(0b0011), 2);
+        assert_eq!(isa_level(0b0001), 1);
+        assert_eq!(isa_level(0), 0);
+        assert_eq!(isa_bits_up_to(3), 0b0111);
+        assert_eq!(isa_level_name(4), "x86-64-v4");
+    }
+
+    #[test]
+    fn isa_level_note_of_a_real_compiled_binary() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let src = dir.path().join("m.c");
+        std::fs::write(&src, "int main(void) { return 0; }\n").unwrap_or_else(|e| panic!("{e}"));
+        let exe = dir.path().join("m");
+        let ok = std::process::Command::new("cc")
+            .args(["-O0", "-Wl,-z,x86-64-v3", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cc failed in CI"
+            );
+            return;
+        }
+        let bytes = std::fs::read(&exe).unwrap_or_else(|e| panic!("{e}"));
+        let bits = isa_of(&bytes, 4096).unwrap_or_else(|| panic!("no ISA note"));
+        assert_eq!(isa_level(bits), 3, "{bits:#x}");
+    }
+
+    fn load(offset: u64, vaddr: u64, memsz: u64, align: u64, flags: u32) -> Segment {
+        Segment {
+            p_type: PT_LOAD,
+            offset,
+            vaddr,
+            filesz: memsz,
+            memsz,
+            align,
+            flags,
+        }
+    }
+
+    fn info_with(segments: Vec<Segment>) -> ElfInfo {
+        let mut info = parse_all(&dynamic(true, false, EM_X86_64).build());
+        info.segments = segments;
+        info
+    }
+
+    #[test]
+    fn page_misfits() {
+        const R: u32 = 4;
+        const RX: u32 = 5;
+        const RW: u32 = 6;
+        // Offset and address 4K apart: fine with 4K pages, unmappable with 16K or 64K.
+        let i = info_with(vec![
+            load(0, 0, 0x800, 0x1000, R),
+            load(0x1000, 0x12000, 0x800, 0x1000, RW),
+        ]);
+        assert_eq!(page_misfit(&i, 4096), None);
+        assert!(
+            matches!(page_misfit(&i, 16384), Some(PageMisfit::Offset(s)) if s.vaddr == 0x12000)
+        );
+        assert!(matches!(
+            page_misfit(&i, 65536),
+            Some(PageMisfit::Offset(_))
+        ));
+        // The same layout with 64K alignment (what arm64 toolchains emit) always fits.
+        let i = info_with(vec![
+            load(0, 0, 0x800, 0x10000, R),
+            load(0x10000, 0x10000, 0x800, 0x10000, RW),
+        ]);
+        assert_eq!(page_misfit(&i, 65536), None);
+        // Code followed by read-only data in the same 16K page: the data's mapping takes
+        // execute away from the code's tail.
+        let i = info_with(vec![
+            load(0x1000, 0x1000, 0x2000, 0x1000, RX),
+            load(0x3000, 0x3000, 0x100, 0x1000, R),
+        ]);
+        assert_eq!(page_misfit(&i, 4096), None);
+        assert!(
+            matches!(page_misfit(&i, 16384), Some(PageMisfit::SharedPage(a, b)) if a.flags == RX && b.flags == R)
+        );
+        // Read-only headers followed by code: the later mapping only adds permissions.
+        let i = info_with(vec![
+            load(0, 0, 0x100, 0x1000, R),
+            load(0x1000, 0x1000, 0x100, 0x1000, RX),
+        ]);
+        assert_eq!(page_misfit(&i, 16384), None);
+        // Not a power of two: nothing is claimed.
+        let i = info_with(vec![load(0, 0x1000, 0x10, 0x1000, R)]);
+        assert_eq!(page_misfit(&i, 0), None);
+        assert_eq!(page_misfit(&i, 12288), None);
+        assert!(matches!(page_misfit(&i, 8192), Some(PageMisfit::Offset(_))));
+        // Extreme values do not overflow.
+        let i = info_with(vec![
+            load(u64::MAX, 0, u64::MAX, 0, RX),
+            load(0, u64::MAX, u64::MAX, 0, R),
+        ]);
+        let _ = page_misfit(&i, 1 << 16);
+    }
+
+    #[test]
+    fn segments_and_file_offsets() {
+        let mut o = crate::inspect::dynamic::build::Obj::lib(&["liba.so"]);
+        o.data_delta = 0x1000;
+        let bytes = o.build();
+        let info = parse_all(&bytes);
+        let loads: Vec<_> = info
+            .segments
+            .iter()
+            .filter(|s| s.p_type == PT_LOAD)
+            .collect();
+        assert_eq!(loads.len(), 2);
+        assert!(info.segment(PT_DYNAMIC).is_some());
+        assert_eq!(info.file_offset(0x400), Some(0x400));
+        assert_eq!(info.file_offset(0x2000), Some(0x1000));
+        assert_eq!(
+            info.file_offset(0x1000),
+            None,
+            "a hole between the segments"
+        );
+        assert_eq!(info.file_offset(u64::MAX), None);
+    }
+
     fn elf_prefix() -> impl Strategy<Value = Vec<u8>> {
         (any::<bool>(), any::<bool>(), any::<u16>(), any::<u16>()).prop_map(
             |(elf64, big, e_type, phnum)| {
@@ -1472,6 +1910,9 @@ mod tests {
             let head = &bytes[..cut.min(bytes.len())];
             if let Some(info) = parse(head, &liar) {
                 let _ = describe(&info);
+                let _ = x86_isa_needed(&info, head, &liar);
+                let _ = page_misfit(&info, 16384);
+                let _ = info.file_offset(size);
             }
         }
 
