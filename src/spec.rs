@@ -175,17 +175,257 @@ pub fn from_slice(bytes: &[u8], bundle: &Path) -> Result<SpecView, String> {
         return Err("the top level is not an object".into());
     }
     match serde_json::from_slice::<oci_spec::runtime::Spec>(bytes) {
-        Ok(spec) => Ok(from_typed(&spec, bundle)),
+        Ok(spec) => {
+            let mut view = from_typed(&spec, bundle);
+            if view.caps.is_some() {
+                // oci-spec normalises names (`cap_net_admin`, `NET_ADMIN` become
+                // CAP_NET_ADMIN); runc matches them exactly and ignores the rest.
+                if let Ok(raw) = serde_json::from_slice::<RawDoc>(bytes) {
+                    view.caps = raw.process.and_then(|p| p.capabilities).map(|c| CapSets {
+                        effective: c.effective.unwrap_or_default(),
+                        bounding: c.bounding.unwrap_or_default(),
+                        inheritable: c.inheritable.unwrap_or_default(),
+                        permitted: c.permitted.unwrap_or_default(),
+                        ambient: c.ambient.unwrap_or_default(),
+                    });
+                }
+            }
+            Ok(view)
+        }
         Err(typed_err) => {
             let value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
             if !value.is_object() {
                 return Err("the top level is not an object".into());
             }
+            // Lenient only where runc is (unknown capability names): a type runc's decoder
+            // refuses means runc starts nothing, and any other reading would check a process
+            // that is not the one runc sees.
+            go_types(&value)?;
             let mut view = from_value(&value, bundle);
             view.lenient_reason = Some(typed_err.to_string());
             Ok(view)
         }
     }
+}
+
+/// The capability sets exactly as written.
+#[derive(serde::Deserialize)]
+struct RawDoc {
+    process: Option<RawProcess>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawProcess {
+    capabilities: Option<RawCaps>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawCaps {
+    effective: Option<Vec<String>>,
+    bounding: Option<Vec<String>>,
+    inheritable: Option<Vec<String>>,
+    permitted: Option<Vec<String>>,
+    ambient: Option<Vec<String>>,
+}
+
+/// The process fields execguard reads, typed as runc's Go decoder types them (encoding/json
+/// into specs-go: `[]string`, `string`, `uint32`, `bool`); null is Go's zero value.
+fn go_types(doc: &Value) -> Result<(), String> {
+    let kind = |v: &Value| match v {
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        Value::Null => "null",
+    };
+    let top = |name: &str, want: &str, got: &Value| {
+        Err(format!(
+            "{name} is {}, not {want}: runc's decoder refuses it (json: cannot unmarshal), so runc starts nothing",
+            kind(got)
+        ))
+    };
+    match doc.get("root") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(r)) => match r.get("path") {
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(other) => return top("root.path", "a string", other),
+        },
+        Some(other) => return top("root", "an object", other),
+    }
+    match doc.get("mounts") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(ms)) => {
+            for m in ms {
+                let Value::Object(o) = m else {
+                    if m.is_null() {
+                        continue;
+                    }
+                    return top("mounts[]", "an object", m);
+                };
+                for k in ["destination", "type", "source"] {
+                    match o.get(k) {
+                        None | Some(Value::Null | Value::String(_)) => {}
+                        Some(other) => return top(&format!("mounts[].{k}"), "a string", other),
+                    }
+                }
+                match o.get("options") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(a)) => {
+                        if let Some(bad) = a.iter().find(|x| !x.is_string() && !x.is_null()) {
+                            return top("mounts[].options[]", "a string", bad);
+                        }
+                    }
+                    Some(other) => return top("mounts[].options", "an array of strings", other),
+                }
+            }
+        }
+        Some(other) => return top("mounts", "an array", other),
+    }
+    match doc.get("annotations") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(a)) => {
+            if let Some(bad) = a.values().find(|x| !x.is_string() && !x.is_null()) {
+                return top("annotations{}", "a string", bad);
+            }
+        }
+        Some(other) => return top("annotations", "an object of strings", other),
+    }
+    if let Some(l) = doc.get("linux").filter(|l| !l.is_null()) {
+        let Value::Object(l) = l else {
+            return top("linux", "an object", l);
+        };
+        match l.get("namespaces") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(ns)) => {
+                for n in ns {
+                    match n {
+                        Value::Null => {}
+                        Value::Object(o) => match o.get("type") {
+                            None | Some(Value::Null | Value::String(_)) => {}
+                            Some(other) => {
+                                return top("linux.namespaces[].type", "a string", other);
+                            }
+                        },
+                        other => return top("linux.namespaces[]", "an object", other),
+                    }
+                }
+            }
+            Some(other) => return top("linux.namespaces", "an array", other),
+        }
+        for k in ["uidMappings", "gidMappings"] {
+            match l.get(k) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(ms)) => {
+                    for m in ms {
+                        match m {
+                            Value::Null => {}
+                            Value::Object(o) => {
+                                for f in ["containerID", "hostID", "size"] {
+                                    match o.get(f) {
+                                        None | Some(Value::Null) => {}
+                                        Some(n)
+                                            if n.as_u64()
+                                                .is_some_and(|n| u32::try_from(n).is_ok()) => {}
+                                        Some(other) => {
+                                            return top(
+                                                &format!("linux.{k}[].{f}"),
+                                                "a number from 0 to 4294967295",
+                                                other,
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                            other => return top(&format!("linux.{k}[]"), "an object", other),
+                        }
+                    }
+                }
+                Some(other) => return top(&format!("linux.{k}"), "an array", other),
+            }
+        }
+    }
+    let Some(p) = doc.get("process").filter(|p| !p.is_null()) else {
+        return Ok(());
+    };
+    let refuse = |field: &str, want: &str, got: &Value| {
+        let kind = match got {
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+            Value::Null => "null",
+        };
+        let name = if field.is_empty() {
+            "process".to_string()
+        } else {
+            format!("process.{field}")
+        };
+        Err(format!(
+            "{name} is {kind}, not {want}: runc's decoder refuses it (json: cannot unmarshal), so runc starts nothing"
+        ))
+    };
+    if !p.is_object() {
+        return refuse("", "an object", p);
+    }
+    let strings = |field: &str, v: Option<&Value>| match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(a)) => match a.iter().find(|x| !x.is_string() && !x.is_null()) {
+            Some(bad) => refuse(field, "a string", bad),
+            None => Ok(()),
+        },
+        Some(other) => refuse(field, "an array of strings", other),
+    };
+    let u32_ok = |v: &Value| v.as_u64().is_some_and(|n| u32::try_from(n).is_ok());
+    let uint = |field: &str, v: Option<&Value>| match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(n) if u32_ok(n) => Ok(()),
+        Some(other) => refuse(field, "a number from 0 to 4294967295", other),
+    };
+    let boolean = |field: &str, v: Option<&Value>| match v {
+        None | Some(Value::Null | Value::Bool(_)) => Ok(()),
+        Some(other) => refuse(field, "a boolean", other),
+    };
+    strings("args", p.get("args"))?;
+    strings("env", p.get("env"))?;
+    match p.get("cwd") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(other) => return refuse("cwd", "a string", other),
+    }
+    boolean("terminal", p.get("terminal"))?;
+    boolean("noNewPrivileges", p.get("noNewPrivileges"))?;
+    if let Some(u) = p.get("user").filter(|u| !u.is_null()) {
+        if !u.is_object() {
+            return refuse("user", "an object", u);
+        }
+        uint("user.uid", u.get("uid"))?;
+        uint("user.gid", u.get("gid"))?;
+        match u.get("additionalGids") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                if let Some(bad) = a.iter().find(|g| !u32_ok(g)) {
+                    return refuse("user.additionalGids", "a number from 0 to 4294967295", bad);
+                }
+            }
+            Some(other) => return refuse("user.additionalGids", "an array of numbers", other),
+        }
+    }
+    if let Some(c) = p.get("capabilities").filter(|c| !c.is_null()) {
+        if !c.is_object() {
+            return refuse("capabilities", "an object", c);
+        }
+        for set in [
+            "effective",
+            "bounding",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
+            strings(&format!("capabilities.{set}"), c.get(set))?;
+        }
+    }
+    Ok(())
 }
 
 fn absolute(bundle: &Path, p: &str) -> PathBuf {
@@ -285,11 +525,15 @@ fn from_typed(spec: &oci_spec::runtime::Spec, bundle: &Path) -> SpecView {
     v
 }
 
+/// A `[]string` as Go decodes it: a null element is the empty string.
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
+                .filter_map(|s| match s {
+                    Value::Null => Some(String::new()),
+                    _ => s.as_str().map(str::to_string),
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -485,7 +729,7 @@ mod tests {
     #[test]
     fn wrong_types_and_missing_process_do_not_fail() {
         let v = from_slice(
-            br#"{"process": 5, "mounts": [{"x":1}], "root": {"path": 3}}"#,
+            br#"{"process": null, "mounts": [{"x":1}], "root": {}}"#,
             Path::new("/b"),
         )
         .unwrap();
@@ -499,6 +743,65 @@ mod tests {
         .unwrap();
         assert!(!v.has_process);
         assert_eq!(v.root, PathBuf::from("/abs"));
+    }
+
+    #[test]
+    fn types_runcs_decoder_refuses_are_errors_not_a_guess() {
+        for (doc, field) in [
+            (r#"{"process": 5}"#, "process is a number"),
+            (r#"{"process": {"args": "/bin/sh -c x"}}"#, "process.args"),
+            (r#"{"process": {"args": [1, "/bin/sh"]}}"#, "process.args"),
+            (r#"{"process": {"env": [true]}}"#, "process.env"),
+            (r#"{"process": {"cwd": 7}}"#, "process.cwd"),
+            (
+                r#"{"process": {"user": {"uid": "1000"}}}"#,
+                "process.user.uid",
+            ),
+            (r#"{"process": {"user": {"uid": -1}}}"#, "process.user.uid"),
+            (
+                r#"{"process": {"user": {"gid": 1099511627776}}}"#,
+                "process.user.gid",
+            ),
+            (
+                r#"{"process": {"user": {"additionalGids": ["x"]}}}"#,
+                "process.user.additionalGids",
+            ),
+            (r#"{"process": {"terminal": "yes"}}"#, "process.terminal"),
+            (
+                r#"{"process": {"capabilities": {"bounding": [3]}}}"#,
+                "process.capabilities.bounding",
+            ),
+        ] {
+            let e = from_slice(doc.as_bytes(), Path::new("/b")).unwrap_err();
+            assert!(e.starts_with(field) && e.contains("runc"), "{doc}: {e}");
+        }
+        // What runc forgives stays lenient: unknown capability names, nulls.
+        let v = from_slice(
+            br#"{"process": {"args": ["/x", null], "user": {"uid": null}, "capabilities": {"bounding": ["CAP_NOPE"]}}}"#,
+            Path::new("/b"),
+        )
+        .unwrap();
+        // Go decodes a null element of []string as "".
+        assert_eq!(v.args, ["/x", ""]);
+        assert!(v.lenient_reason.is_some());
+    }
+
+    #[test]
+    fn capability_names_are_kept_as_written() {
+        let v = from_slice(
+            br#"{"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["/x"],
+                "capabilities": {"bounding": ["cap_net_admin", "CAP_KILL"], "effective": ["NET_ADMIN"]}}}"#,
+            Path::new("/b"),
+        )
+        .unwrap();
+        let c = v.caps.unwrap();
+        assert_eq!(c.bounding, ["cap_net_admin", "CAP_KILL"]);
+        assert_eq!(c.effective, ["NET_ADMIN"]);
+        assert_eq!(
+            crate::check::filecaps::mask_of(&c.bounding),
+            1 << 5,
+            "only CAP_KILL counts"
+        );
     }
 
     #[test]

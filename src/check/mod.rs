@@ -1644,6 +1644,15 @@ impl Checker<'_> {
         if !self.check_file_caps(x, res, file) {
             return false;
         }
+        if let Some(Defect::BadSegment { reason }) = &info.defect {
+            let f = truncated(
+                format!("{shown} is corrupt: {reason}, which the kernel cannot map, so the process is killed by SIGSEGV during exec"),
+                None,
+            )
+            .expect("the process is killed by SIGSEGV (exit 139)".to_string());
+            self.add(f);
+            return false;
+        }
         if let Some(Defect::SegmentsPastEnd { end, size }) = &info.defect {
             let f = truncated(
                 format!("{shown} is cut short: its loadable segments end at byte {end}, past the end of the {size}-byte file, so the process dies by SIGBUS or SIGSEGV right after exec"),

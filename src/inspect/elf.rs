@@ -217,6 +217,13 @@ pub enum Defect {
         /// File size in bytes.
         size: u64,
     },
+    /// A loadable segment the kernel cannot map (`p_filesz` over `p_memsz`, or an address
+    /// range past the user address space): `load_elf_binary` gives up after the point of no
+    /// return, so execve "succeeds" and the process is killed by SIGSEGV.
+    BadSegment {
+        /// What is wrong, naming the fields.
+        reason: String,
+    },
 }
 
 impl Defect {
@@ -233,7 +240,7 @@ impl Defect {
             // elf_read turns a short read into -EIO. (A p_offset above i64::MAX makes
             // kernel_read fail with EINVAL instead; no real file gets there.)
             Defect::InterpPastEnd { .. } => Some(libc::EIO),
-            Defect::SegmentsPastEnd { .. } => None,
+            Defect::SegmentsPastEnd { .. } | Defect::BadSegment { .. } => None,
         }
     }
 }
@@ -268,6 +275,7 @@ impl fmt::Display for Defect {
             Defect::InterpNotTerminated => {
                 f.write_str("the interpreter path in PT_INTERP does not end with a NUL byte")
             }
+            Defect::BadSegment { reason } => write!(f, "{reason}"),
             Defect::SegmentsPastEnd { end, size } => write!(
                 f,
                 "loadable segments end at byte {end}, past the end of the {size}-byte file (truncated file)"
@@ -450,6 +458,36 @@ pub fn parse_with_limit(
                 return Some(info);
             }
         }
+    }
+
+    // fs/binfmt_elf.c load_elf_binary, for each PT_LOAD after the point of no return:
+    // `BAD_ADDR(k) || p_filesz > p_memsz || p_memsz > TASK_SIZE || TASK_SIZE - p_memsz < k`
+    // fails the exec with SIGSEGV. TASK_SIZE is the largest any kernel uses (56-bit with
+    // 5-level paging; the compat 4 GiB for ELF32), so only what fails everywhere is flagged.
+    let task_size: u64 = if class == Some(Class::Elf64) {
+        (1u64 << 56) - 4096
+    } else {
+        0xffff_e000
+    };
+    if let Some(p) = phdrs.iter().filter(|p| p.p_type == PT_LOAD).find(|p| {
+        p.p_filesz > p.p_memsz
+            || p.p_vaddr >= task_size
+            || p.p_memsz > task_size
+            || task_size - p.p_memsz < p.p_vaddr
+    }) {
+        let reason = if p.p_filesz > p.p_memsz {
+            format!(
+                "a loadable segment has p_filesz {:#x} over p_memsz {:#x}",
+                p.p_filesz, p.p_memsz
+            )
+        } else {
+            format!(
+                "a loadable segment at {:#x} (+{:#x} bytes) lies past the user address space",
+                p.p_vaddr, p.p_memsz
+            )
+        };
+        info.defect = Some(Defect::BadSegment { reason });
+        return Some(info);
     }
 
     // The segments are mapped after the point of no return: a short file is not refused, the
@@ -742,6 +780,7 @@ pub fn describe(info: &ElfInfo) -> String {
             | Some(Defect::InterpPastEnd { .. })
             | Some(Defect::InterpNotTerminated)
             | Some(Defect::SegmentsPastEnd { .. })
+            | Some(Defect::BadSegment { .. })
     );
     let interp_defect = matches!(
         info.defect,
@@ -1459,6 +1498,39 @@ mod tests {
             parse_all(&s.build()).defect,
             Some(Defect::InterpBadSize { size: 1 })
         );
+    }
+
+    #[test]
+    fn segments_the_kernel_cannot_map_are_bad_segment() {
+        // (p_vaddr, p_memsz) written over an otherwise good 64-bit PT_LOAD of 0x100 bytes.
+        let build = |vaddr: u64, memsz: u64| {
+            let mut s = Spec::new(true, false, EM_X86_64);
+            s.phdrs.push((PT_LOAD, 0, 0x100));
+            s.len = 0x200;
+            let mut b = s.build();
+            b[64 + 16..64 + 24].copy_from_slice(&vaddr.to_le_bytes());
+            b[64 + 40..64 + 48].copy_from_slice(&memsz.to_le_bytes());
+            parse_all(&b)
+        };
+        assert_eq!(build(0x40_0000, 0x100).defect, None);
+        assert_eq!(
+            build(0x40_0000, 0x1000).defect,
+            None,
+            "bss after the file bytes"
+        );
+        for (vaddr, memsz, what) in [
+            (0x40_0000, 0x10, "p_filesz 0x100 over p_memsz 0x10"),
+            (0xffff_8000_0000_0000, 0x100, "past the user address space"),
+            (0x40_0000, u64::MAX, "past the user address space"),
+            ((1 << 56) - 0x1000, 0x2000, "past the user address space"),
+        ] {
+            let info = build(vaddr, memsz);
+            match &info.defect {
+                Some(Defect::BadSegment { reason }) => assert!(reason.contains(what), "{reason}"),
+                other => panic!("{vaddr:#x} {memsz:#x}: {other:?}"),
+            }
+            assert_eq!(info.defect.as_ref().and_then(Defect::errno), None);
+        }
     }
 
     #[test]

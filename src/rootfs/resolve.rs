@@ -51,6 +51,10 @@ pub const PATH_MAX: usize = 4096;
 /// lookup (e.g. fs/libfs.c `simple_lookup`, fs/ext4/namei.c `ext4_lookup`).
 pub const NAME_MAX: usize = 255;
 
+/// Most mounts placed by walking their destinations the way the runtime does; a spec with more
+/// (engines write a few dozen; 50 MiB of config.json holds 700,000) has them placed lexically.
+pub const MAX_PLACED_MOUNTS: usize = 1024;
+
 /// Directory fds kept open near the top of the walk stack. Deeper entries drop their fd and are
 /// reopened from their child with `..` (and checked by dev/ino) when the walk climbs back, so a
 /// very deep walk never holds thousands of descriptors.
@@ -283,6 +287,12 @@ impl Root {
         })?;
         mounts.sort_by_key(|m| m.index);
         let mut points: Vec<Vec<u8>> = Vec::with_capacity(mounts.len());
+        if mounts.len() > MAX_PLACED_MOUNTS {
+            // Placing a mount walks past every earlier one: beyond a spec any engine writes,
+            // take destinations lexically (exact unless they run through the image's links).
+            points.extend(mounts.iter().map(|m| clean(&m.destination)));
+            return Ok(Root { fd, mounts, points });
+        }
         for rank in 0..mounts.len() {
             let ctx = Ctx {
                 root: fd.as_fd(),
