@@ -214,5 +214,10 @@ cmp -s "$W/daemon.json" "$W/daemon.json.execguard.bak" && bad "second setup rewr
 v1=$("$W/execguard" --version) v2=$(runc --version)
 [ "$v1" = "$v2" ] && ok "--version passed through" || bad "--version: $v1"
 
+# execguard check --image-tar on tarballs the real `docker save` wrote.
+EG="$W/execguard"
+# shellcheck source=integration/image-tar.sh
+. "$(dirname "$0")/image-tar.sh"
+
 echo "docker: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -18,6 +18,7 @@ pub mod diagnosis;
 pub mod doctor;
 pub mod hook;
 pub mod host;
+pub mod image;
 pub mod inspect;
 pub mod live;
 pub mod logs;
@@ -26,6 +27,7 @@ pub mod rootfs;
 pub mod sanitize;
 pub mod setup;
 pub mod spec;
+pub mod sweep;
 pub mod wrapper;
 
 use std::ffi::OsString;

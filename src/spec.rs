@@ -106,6 +106,21 @@ impl SpecView {
         self.env_var("PATH")
     }
 
+    /// The view of a process execguard makes up rather than reads (`check --rootfs`,
+    /// `check --image-tar`): `args` with `env` on the root file system `root`, in `/` as root,
+    /// with no mounts, no capability set (the runtime's own: root keeps CAP_DAC_OVERRIDE) and
+    /// no user namespace. Callers set `cwd` and the user fields as needed.
+    pub fn for_process(root: PathBuf, args: Vec<String>, env: Vec<String>) -> SpecView {
+        SpecView {
+            has_process: true,
+            args,
+            env,
+            cwd: "/".into(),
+            root,
+            ..SpecView::default()
+        }
+    }
+
     /// The value of a variable in `process.env` (last definition wins).
     pub fn env_var(&self, name: &str) -> Option<&str> {
         self.env.iter().rev().find_map(|kv| {

@@ -31,7 +31,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Diagnose a bundle's process without starting anything.
+    /// Diagnose a bundle's process without starting anything; with --rootfs or --image-tar,
+    /// every program of a root file system or image.
+    #[command(
+        after_help = "Exit status: 0 when no finding is an error, 1 when one is, 2 when nothing could be checked (bad arguments, an unreadable bundle, root or tarball) or a sweep was cut short by a limit."
+    )]
     Check(CheckArgs),
     /// What this host can run: machines, binfmt_misc handlers, runtimes, a verdict per platform.
     Doctor {
@@ -84,12 +88,47 @@ struct CheckArgs {
     /// Read binfmt_misc from this directory.
     #[arg(long)]
     binfmt_root: Option<PathBuf>,
+    /// --rootfs, --image-tar and their options.
+    #[command(flatten)]
+    sweep: Box<SweepArgs>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
     Text,
     Json,
+}
+
+/// The options of `check --rootfs` and `check --image-tar`.
+#[derive(clap::Args, Debug)]
+struct SweepArgs {
+    /// Sweep a root file system instead of a bundle: every program (--all) or the PATHs
+    /// given, each checked as process.args[0] of a container on it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["bundle", "image_tar"])]
+    rootfs: Option<PathBuf>,
+    /// Check an image from a `docker save` or OCI layout tarball without unpacking it: its
+    /// entrypoint and cmd, the PATHs given, or every program (--all).
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
+    image_tar: Option<PathBuf>,
+    /// With --rootfs or --image-tar: every regular file with an execute bit.
+    #[arg(long, conflicts_with = "paths")]
+    all: bool,
+    /// With --rootfs or --image-tar: the process.args[0] values to check (container paths,
+    /// or names looked up in PATH).
+    #[arg(value_name = "PATH")]
+    paths: Vec<OsString>,
+    /// With --rootfs or --image-tar: run as UID[:GID] or NAME[:GROUP] (looked up in the
+    /// root's /etc/passwd and /etc/group); default root, or the image's USER.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// With --rootfs or --image-tar: add KEY=VALUE to the process environment (repeatable; it
+    /// wins over the default PATH and the image's ENV).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// With --image-tar: check only the images of this platform; with --rootfs: the platform
+    /// every program must be built for (a platform-label-mismatch otherwise).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
 }
 
 /// Run an own subcommand; returns the exit status.
@@ -132,6 +171,9 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
             crate::config::Config::default()
         }
     };
+    if let Some(code) = sweep(&a, &cfg) {
+        return code;
+    }
     let binfmt_root = a.binfmt_root.unwrap_or(cfg.binfmt_misc_root.clone());
     let mut host = match &a.host_machine {
         Some(m) => Host::with_machine(m, !a.no_compat, binfmt_root),
@@ -174,4 +216,95 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
     } else {
         0
     }
+}
+
+/// `check --rootfs` and `check --image-tar`; `None` when neither is given (a bundle check).
+///
+/// Exit status: 0 when nothing is an error, 1 when a finding is an error, 2 when the sweep
+/// cannot run (bad arguments, an unreadable root or tarball) or was cut short by a limit.
+fn sweep(a: &CheckArgs, cfg: &crate::config::Config) -> Option<i32> {
+    use crate::sweep::{Options, Platform, Targets};
+    let fail = |msg: String| {
+        let _ = writeln!(std::io::stderr(), "execguard: cannot check: {msg}");
+        Some(2)
+    };
+    let sweep_only = a.sweep.all
+        || !a.sweep.paths.is_empty()
+        || a.sweep.user.is_some()
+        || !a.sweep.env.is_empty()
+        || a.sweep.platform.is_some();
+    if a.sweep.rootfs.is_none() && a.sweep.image_tar.is_none() {
+        if sweep_only {
+            return fail(
+                "--all, PATH, --user, --env and --platform go with --rootfs or --image-tar".into(),
+            );
+        }
+        return None;
+    }
+    let mut paths = Vec::new();
+    for p in &a.sweep.paths {
+        match p.to_str() {
+            Some(s) if !s.is_empty() => paths.push(s.to_string()),
+            _ => {
+                return fail(format!(
+                    "PATH {} is not a valid UTF-8 name (process.args holds only those)",
+                    crate::sanitize::escape_bytes(p.as_encoded_bytes())
+                ));
+            }
+        }
+    }
+    if let Some(bad) = a.sweep.env.iter().find(|kv| !kv.contains('=')) {
+        return fail(format!(
+            "--env {} is not KEY=VALUE",
+            crate::sanitize::escape_str(bad)
+        ));
+    }
+    let platform = match a.sweep.platform.as_deref().map(Platform::parse).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let targets = if a.sweep.all {
+        Targets::All
+    } else if !paths.is_empty() {
+        Targets::Paths(paths)
+    } else {
+        Targets::Process
+    };
+    let opts = Options {
+        user: a.sweep.user.clone(),
+        env: a.sweep.env.clone(),
+        platform,
+        silenced: cfg.silenced(),
+    };
+    let binfmt_root = a
+        .binfmt_root
+        .clone()
+        .unwrap_or(cfg.binfmt_misc_root.clone());
+    let host = match &a.host_machine {
+        Some(m) => Host::with_machine(m, !a.no_compat, binfmt_root),
+        None => Host::detect(binfmt_root),
+    };
+    let reports = if let Some(dir) = &a.sweep.rootfs {
+        match crate::sweep::rootfs(dir, &targets, &opts, &host) {
+            Ok(r) => vec![r],
+            Err(e) => return fail(e),
+        }
+    } else if let Some(file) = &a.sweep.image_tar {
+        match crate::image::check_tar(file, &targets, &opts, &host) {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        }
+    } else {
+        return None;
+    };
+    let out = match a.format {
+        Format::Json => {
+            let mut s = crate::diagnosis::render::sweep_json(&reports);
+            s.push('\n');
+            s
+        }
+        Format::Text => crate::diagnosis::render::sweep_text(&reports),
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Some(crate::sweep::exit_code(&reports))
 }

@@ -74,6 +74,8 @@ pub enum Code {
     Unverifiable,
     /// A runtime handler that does not exec an ELF (wasm, krun): not checked.
     RuntimeHandler,
+    /// An ELF built for another architecture than the image's platform label says.
+    PlatformLabelMismatch,
 }
 
 impl Code {
@@ -110,6 +112,7 @@ impl Code {
         Code::TooManyInterpreters,
         Code::Unverifiable,
         Code::RuntimeHandler,
+        Code::PlatformLabelMismatch,
     ];
 
     /// The code as written in output and configuration (`arch-mismatch`).
@@ -146,6 +149,7 @@ impl Code {
             Code::TooManyInterpreters => "too-many-interpreters",
             Code::Unverifiable => "unverifiable",
             Code::RuntimeHandler => "runtime-handler",
+            Code::PlatformLabelMismatch => "platform-label-mismatch",
         }
     }
 

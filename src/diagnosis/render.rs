@@ -117,6 +117,120 @@ pub fn text(d: &Diagnosis) -> String {
     out
 }
 
+/// The JSON document of `check --rootfs` / `check --image-tar` (one line): the schema version,
+/// an overall verdict and one report per root or image, each with its summary per code and its
+/// diagnoses in the same shape as [`json`].
+pub fn sweep_json(reports: &[crate::sweep::Report]) -> String {
+    let verdict = if reports.iter().any(|r| r.verdict == Verdict::Fail) {
+        Verdict::Fail
+    } else if reports.iter().any(|r| r.verdict == Verdict::Warn) {
+        Verdict::Warn
+    } else if reports.iter().any(|r| r.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Ok
+    };
+    let doc = serde_json::json!({
+        "schema_version": super::finding::SCHEMA_VERSION,
+        "verdict": verdict,
+        "reports": reports,
+    });
+    doc.to_string()
+}
+
+/// The text of `check --rootfs` / `check --image-tar`: per report, what was swept, then one
+/// line per warning or error (`PROGRAM: SEVERITY: cause [code]`), or each diagnosis in full
+/// for an image's process and explicit paths, then the summary per code.
+pub fn sweep_text(reports: &[crate::sweep::Report]) -> String {
+    use crate::sweep::Target;
+    let mut out = String::new();
+    for (i, r) in reports.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match &r.target {
+            Target::Rootfs { path } => out.push_str(&format!("rootfs {path}\n")),
+            Target::Image(t) => {
+                out.push_str(&format!(
+                    "image {} ({}) in {}\n  entrypoint: {:?}\n  cmd: {:?}\n  user: {}\n",
+                    t.name.as_deref().unwrap_or("(unnamed)"),
+                    t.platform.as_deref().unwrap_or("no platform label"),
+                    t.file,
+                    t.entrypoint,
+                    t.cmd,
+                    if t.user.is_empty() { "(root)" } else { &t.user },
+                ));
+            }
+        }
+        for n in &r.notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+        for d in &r.diagnoses {
+            if r.detailed {
+                out.push('\n');
+                out.push_str(&text(d));
+                continue;
+            }
+            let who = d
+                .program
+                .args0
+                .as_deref()
+                .or(d.program.path.as_deref())
+                .unwrap_or("(no process)");
+            // Warnings and errors; and the directories a walk could not sweep.
+            let walk_note = d.program.args0.is_none();
+            for f in d
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning || walk_note)
+            {
+                out.push_str(&format!(
+                    "{who}: {}: {}\n",
+                    f.severity.as_str(),
+                    headline(f)
+                ));
+            }
+        }
+        let s = &r.summary;
+        let plural = |n: usize, one: &str| {
+            if n == 1 {
+                format!("{n} {one}")
+            } else {
+                format!("{n} {one}s")
+            }
+        };
+        out.push_str(&format!(
+            "\n{}: {} checked, {} with errors, {} with warnings ({}, {}, {} info)\n",
+            match r.verdict {
+                Verdict::Ok => "ok",
+                Verdict::Warn => "warn",
+                Verdict::Fail => "fail",
+                Verdict::Unknown => "incomplete",
+            },
+            plural(r.checked, "program"),
+            s.files_with_errors,
+            s.files_with_warnings,
+            plural(s.errors, "error"),
+            plural(s.warnings, "warning"),
+            s.infos,
+        ));
+        for (code, c) in &s.codes {
+            let mut parts = Vec::new();
+            if c.error > 0 {
+                parts.push(plural(c.error, "error"));
+            }
+            if c.warning > 0 {
+                parts.push(plural(c.warning, "warning"));
+            }
+            if c.info > 0 {
+                parts.push(format!("{} info", c.info));
+            }
+            out.push_str(&format!("  {code}: {}\n", parts.join(", ")));
+        }
+    }
+    out
+}
+
 /// A line in the runtime's JSON log format (`{"level","msg","time"}`), as runc's logrus and
 /// crun's `make_json_error` write it; containerd's shim shows the `msg` of the last `error` line.
 pub fn runtime_json_line(level: &str, msg: &str, now: SystemTime) -> String {
@@ -183,6 +297,55 @@ mod tests {
             String::new(),
         );
         Diagnosis::new(Program::default(), vec![w, f])
+    }
+
+    #[test]
+    fn sweep_text_is_one_line_per_problem_then_the_summary() {
+        use crate::sweep::{Report, Target};
+        let mut d = sample();
+        d.program.args0 = Some("/app".into());
+        let clean = Diagnosis::new(
+            Program {
+                args0: Some("/ok".into()),
+                ..Program::default()
+            },
+            vec![],
+        );
+        let r = Report::new(
+            Target::Rootfs {
+                path: "/root".into(),
+            },
+            vec![d, clean],
+            false,
+            vec![],
+        );
+        let t = sweep_text(std::slice::from_ref(&r));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "rootfs /root");
+        assert_eq!(
+            lines[1],
+            "/app: error: /app is an ELF for aarch64 [arch-mismatch]"
+        );
+        assert_eq!(
+            lines[2],
+            "/app: warning: handler qemu-aarch64 is disabled [binfmt-handler-disabled]"
+        );
+        assert_eq!(
+            lines[4],
+            "fail: 2 programs checked, 1 with errors, 0 with warnings (1 error, 1 warning, 0 info)"
+        );
+        assert_eq!(lines[5], "  arch-mismatch: 1 error");
+        assert_eq!(lines[6], "  binfmt-handler-disabled: 1 warning");
+        let v: serde_json::Value = serde_json::from_str(&sweep_json(&[r])).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["verdict"], "fail");
+        assert_eq!(v["reports"][0]["checked"], 2);
+        // Only programs with a finding are listed in a sweep.
+        assert_eq!(v["reports"][0]["diagnoses"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            v["reports"][0]["summary"]["codes"]["arch-mismatch"]["error"],
+            1
+        );
     }
 
     #[test]
