@@ -185,6 +185,30 @@ hf create "$E2E_RUNS" 2 --prepare "$RUNC delete -f $ID-cr" -- \
 "$RUNC" delete -f "$ID-run" >/dev/null 2>&1 || true
 "$RUNC" delete -f "$ID-cr" >/dev/null 2>&1 || true
 
+# 5b. time to the runtime's start: bench/launch.c stamps the clock and execs the caller, the
+# stand-in runtime bench/stamp.c stamps it again at its start. Direct = launch -> stamp; the rest
+# put the floor or execguard in between; interleaved, STARTUP_N rounds, medians in microseconds.
+STAMP="$TMP/stamp"; LAUNCH="$TMP/launch"
+cc -O2 -o "$STAMP" "$HERE/stamp.c"
+cc -O2 -o "$LAUNCH" "$HERE/launch.c"
+if [ "$SMOKE" = 1 ]; then STARTUP_N=3; else STARTUP_N=${BENCH_STARTUP_RUNS:-200}; fi
+startup_once() { # CMD... -> microseconds from launch to the runtime's start
+    local a b
+    a=$("$LAUNCH" "$@" 2>&1 >"$TMP/stamp.out" | tail -1)
+    b=$(head -1 "$TMP/stamp.out")
+    echo $(( (b - a) / 1000 ))
+}
+: >"$OUT/startup.txt"
+for ((i = 0; i < STARTUP_N; i++)); do
+    printf 'direct %s\n' "$(startup_once "$STAMP" state x)" >>"$OUT/startup.txt"
+    printf 'floor %s\n' "$(startup_once "$FLOOR" "$STAMP" state x)" >>"$OUT/startup.txt"
+    printf 'pass %s\n' "$(startup_once "$EG" --execguard-runtime="$STAMP" state x)" >>"$OUT/startup.txt"
+    printf 'run %s\n' "$(startup_once "$EG" --execguard-runtime="$STAMP" run -b "$BB" x)" >>"$OUT/startup.txt"
+    printf 'create %s\n' "$(startup_once "$EG" --execguard-runtime="$STAMP" create -b "$BB" x)" >>"$OUT/startup.txt"
+done
+smed() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/startup.txt" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+U_D=$(smed direct); U_F=$(smed floor); U_P=$(smed pass); U_R=$(smed run); U_C=$(smed create)
+
 # 6. peak RSS ----------------------------------------------------------------------------------
 RSS_CHECK=$(maxrss "$EG" check --bundle "$DYN")
 RSS_PASS=$(maxrss "$EG" --execguard-runtime=/bin/true state x)
@@ -218,6 +242,12 @@ row "execguard run added (target < 1 ms)" "$(ms "$(awk -v a="$R_E" -v b="$R_R" '
 row "runc create (median)" "$(ms "$C_R") ms" "$(spread create "runc create")"
 row "execguard create (median)" "$(ms "$C_E") ms" "$(spread create "execguard create")"
 row "execguard create added (target < 1 ms)" "$(ms "$(awk -v a="$C_E" -v b="$C_R" 'BEGIN { print a - b }')") ms" "round ratios $(rspread create "execguard create" "runc create")"
+us() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1000 }'; }
+row "to the runtime's start, direct exec (median of $STARTUP_N)" "$(us "$U_D") ms" "launch -> runtime"
+row "to the runtime's start, C floor in between" "$(us "$U_F") ms" "added $(us $((U_F - U_D))) ms"
+row "to the runtime's start, execguard pass-through" "$(us "$U_P") ms" "added $(us $((U_P - U_D))) ms (floor added $(us $((U_F - U_D))) ms)"
+row "to the runtime's start, execguard run with all checks (target: added < 1 ms)" "$(us "$U_R") ms" "added $(us $((U_R - U_D))) ms; checks alone $(us $((U_R - U_P))) ms"
+row "to the runtime's start, execguard create with all checks (target: added < 1 ms)" "$(us "$U_C") ms" "added $(us $((U_C - U_D))) ms before the runtime starts (the live check after it is not in this figure)"
 row "peak RSS, execguard check (target < 8 MB)" "$RSS_CHECK KiB" "/usr/bin/time -v"
 row "peak RSS, execguard pass-through to /bin/true (target < 8 MB)" "$RSS_PASS KiB" "floor + /bin/true: $RSS_FLOOR KiB (max over the exec)"
 exit 0
