@@ -828,7 +828,9 @@ pub fn check_many(
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cpus.min(MAX_WORKERS).min(runs.len() / PER_WORKER).max(1);
     if workers == 1 {
-        return runs.iter().map(|a| guarded(a, host)).collect();
+        return crate::check::libs::with_probe_memo(|| {
+            runs.iter().map(|a| guarded(a, host)).collect()
+        });
     }
     // Read binfmt_misc once, before each thread gets its own copy of the host facts.
     let _ = host.binfmt();
@@ -841,13 +843,16 @@ pub fn check_many(
                 let h = host.clone();
                 let (next, guarded) = (&next, &guarded);
                 s.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(a) = runs.get(i) else { break };
-                        mine.push((i, guarded(a, &h)));
-                    }
-                    mine
+                    // The programs of one root load the same libraries: probe each once.
+                    crate::check::libs::with_probe_memo(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(a) = runs.get(i) else { break };
+                            mine.push((i, guarded(a, &h)));
+                        }
+                        mine
+                    })
                 })
             })
             .collect();

@@ -296,6 +296,22 @@ fn musl_expand(path: &[u8], origin: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The directory part of a container path (`/usr/lib` of `/usr/lib/libz.so.1`), or `.`.
+/// Largest ld.so.cache read into memory (Debian's full desktop cache is about 200 KiB).
+const MAX_CACHE_BYTES: u64 = 4 << 20;
+
+/// The whole of an ld.so.cache file, when it is a regular file of at most
+/// [`MAX_CACHE_BYTES`].
+fn read_cache_bytes(f: &File) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let len = f.metadata().ok().filter(|m| m.is_file())?.len();
+    if len > MAX_CACHE_BYTES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(usize::try_from(len).ok()?);
+    f.take(MAX_CACHE_BYTES).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
 fn dir_of(path: &[u8]) -> Vec<u8> {
     match path.iter().rposition(|&b| b == b'/') {
         Some(0) => b"/".to_vec(),
@@ -336,6 +352,103 @@ enum Probe {
     Broken(Vec<u8>, &'static str),
     /// It lies where execguard cannot see (a mount), or the budget is spent.
     Unknown,
+}
+
+/// Key of a remembered probe: the same path under the same root, for the same user and the
+/// same kind of program, probes the same.
+#[derive(Hash, PartialEq, Eq)]
+struct MemoKey {
+    root: (u64, u64),
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    dac: (bool, bool),
+    glibc: bool,
+    class: Option<Class>,
+    machine: u16,
+    endian: Option<elf::Endian>,
+    path: Vec<u8>,
+}
+
+/// A remembered probe (an unknown one is never remembered).
+enum Memo {
+    Found {
+        path: Vec<u8>,
+        info: ElfInfo,
+        header: Vec<u8>,
+        file: File,
+    },
+    Absent,
+    OtherClass(Vec<u8>, Option<Class>),
+    Denied(Vec<u8>),
+    Broken(Vec<u8>, &'static str),
+}
+
+impl Memo {
+    fn of(p: &Probe) -> Option<Memo> {
+        Some(match p {
+            Probe::Found(l) => Memo::Found {
+                path: l.path.clone(),
+                info: l.info.clone(),
+                header: l.header.clone(),
+                file: l.file.try_clone().ok()?,
+            },
+            Probe::Absent => Memo::Absent,
+            Probe::OtherClass(p, c) => Memo::OtherClass(p.clone(), *c),
+            Probe::Denied(p) => Memo::Denied(p.clone()),
+            Probe::Broken(p, w) => Memo::Broken(p.clone(), w),
+            Probe::Unknown => return None,
+        })
+    }
+
+    fn probe(&self) -> Option<Probe> {
+        Some(match self {
+            Memo::Found {
+                path,
+                info,
+                header,
+                file,
+            } => Probe::Found(Box::new(Lib {
+                path: path.clone(),
+                info: info.clone(),
+                header: header.clone(),
+                file: file.try_clone().ok()?,
+            })),
+            Memo::Absent => Probe::Absent,
+            Memo::OtherClass(p, c) => Probe::OtherClass(p.clone(), *c),
+            Memo::Denied(p) => Probe::Denied(p.clone()),
+            Memo::Broken(p, w) => Probe::Broken(p.clone(), w),
+        })
+    }
+}
+
+/// Most probes remembered per thread before the memo starts over.
+const MEMO_MAX: usize = 8192;
+
+/// Most remembered libraries (each holds an open descriptor) per thread.
+const MEMO_MAX_FILES: usize = 256;
+
+thread_local! {
+    /// The probe memo of an image-wide sweep (`None`: off, as for every single check).
+    static MEMO: std::cell::RefCell<Option<std::collections::HashMap<MemoKey, Memo>>> =
+        const { std::cell::RefCell::new(None) };
+    /// How many remembered probes hold a descriptor.
+    static MEMO_FILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Run `f` with library probes remembered on this thread: a sweep checks hundreds of
+/// programs of one root that load the same libraries. Off again afterwards.
+pub fn with_probe_memo<T>(f: impl FnOnce() -> T) -> T {
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            MEMO.with(|m| *m.borrow_mut() = None);
+            MEMO_FILES.with(|c| c.set(0));
+        }
+    }
+    MEMO.with(|m| *m.borrow_mut() = Some(std::collections::HashMap::new()));
+    let _off = Off;
+    f()
 }
 
 /// How one name's search ended.
@@ -381,7 +494,9 @@ struct Walk<'c, 'a> {
     sys_dirs: Option<Vec<Vec<u8>>>,
     musl_path_file: Option<String>,
     triplet: &'static str,
-    cache: Option<Option<(File, LdCache)>>,
+    cache: Option<Option<(Vec<u8>, LdCache)>>,
+    /// The root's (dev, ino), once asked: part of the memo key.
+    root_id: Option<Option<(u64, u64)>>,
     probes: usize,
     opened: usize,
     objs: Vec<Obj>,
@@ -509,12 +624,15 @@ impl<'c, 'a> Walk<'c, 'a> {
         }
     }
 
-    fn cache(&mut self) -> Option<&(File, LdCache)> {
+    fn cache(&mut self) -> Option<&(Vec<u8>, LdCache)> {
         if self.cache.is_none() {
+            // One bounded read into memory: a binary search by positioned reads on the file
+            // costs a pread and an fstat per probe, dozens per library.
             let opened = match self.c.root.resolve(b"/etc/ld.so.cache", true) {
                 Resolution::Found(r) => resolve::open_for_read(&r)
                     .ok()
-                    .and_then(|f| LdCache::parse(&f).map(|c| (f, c))),
+                    .and_then(|f| read_cache_bytes(&f))
+                    .and_then(|b| LdCache::parse(&b).map(|c| (b, c))),
                 _ => None,
             };
             self.cache = Some(opened);
@@ -522,12 +640,67 @@ impl<'c, 'a> Walk<'c, 'a> {
         self.cache.as_ref().and_then(Option::as_ref)
     }
 
-    /// Looks at one candidate path.
+    /// Looks at one candidate path (through the sweep's memo when one is on).
     fn probe(&mut self, path: &[u8]) -> Probe {
         if self.probes >= MAX_PROBES {
             return Probe::Unknown;
         }
         self.probes += 1;
+        if !MEMO.with(|m| m.borrow().is_some()) {
+            return self.probe_fresh(path);
+        }
+        let root = *self.root_id.get_or_insert_with(|| {
+            nix::sys::stat::fstat(self.c.root.fd())
+                .ok()
+                .map(|st| (st.st_dev, st.st_ino))
+        });
+        let Some(root) = root else {
+            return self.probe_fresh(path);
+        };
+        let u = &self.c.user;
+        let key = MemoKey {
+            root,
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups.clone(),
+            dac: (u.dac_override, u.dac_read_search),
+            glibc: self.fam == Family::Glibc,
+            class: self.prog.class,
+            machine: self.prog.machine,
+            endian: self.prog.endian,
+            path: path.to_vec(),
+        };
+        if let Some(hit) = MEMO.with(|m| {
+            m.borrow()
+                .as_ref()
+                .and_then(|map| map.get(&key).and_then(Memo::probe))
+        }) {
+            return hit;
+        }
+        let fresh = self.probe_fresh(path);
+        let holds_fd = matches!(fresh, Probe::Found(_));
+        if holds_fd && MEMO_FILES.with(std::cell::Cell::get) >= MEMO_MAX_FILES {
+            return fresh;
+        }
+        if let Some(memo) = Memo::of(&fresh) {
+            MEMO.with(|m| {
+                if let Some(map) = m.borrow_mut().as_mut() {
+                    if map.len() >= MEMO_MAX {
+                        map.clear();
+                        MEMO_FILES.with(|c| c.set(0));
+                    }
+                    map.insert(key, memo);
+                    if holds_fd {
+                        MEMO_FILES.with(|c| c.set(c.get() + 1));
+                    }
+                }
+            });
+        }
+        fresh
+    }
+
+    /// Looks at one candidate path in the container.
+    fn probe_fresh(&mut self, path: &[u8]) -> Probe {
         let (abs, r) = self.c.resolve(path);
         let res: Resolved = match r {
             Resolution::Found(res) => res,
@@ -1273,6 +1446,7 @@ impl Checker<'_> {
             musl_path_file: None,
             triplet,
             cache: None,
+            root_id: None,
             probes: MAX_PROBES - budget_left,
             opened: MAX_LIBRARIES - opened_left,
             objs: vec![Obj {
