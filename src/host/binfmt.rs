@@ -401,7 +401,13 @@ pub fn parse_entry(name: &str, content: &[u8]) -> Result<Entry, ParseError> {
         name: show(name.as_bytes(), 80),
         reason: reason.to_string(),
     };
-    if let Some(p) = name_problem(name.as_bytes()) {
+    // The name is shown lossily (a kernel name need not be UTF-8): each U+FFFD stands for at
+    // least one raw byte, so count it as one, or a real 255-byte name would be refused here.
+    let as_checked: String = name
+        .chars()
+        .map(|c| if c == '\u{FFFD}' { '?' } else { c })
+        .collect();
+    if let Some(p) = name_problem(as_checked.as_bytes()) {
         return Err(err(p));
     }
     if content.len() > ENTRY_READ_CAP {
@@ -1920,6 +1926,19 @@ mask ffffffffffffff00fffffffffffffffffeffffff\n";
             std::fs::write(dir.path().join(name), content).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn a_non_utf8_name_of_255_bytes_still_parses() {
+        // 200 bytes of 0xff: 600 bytes once each becomes U+FFFD, still 200 raw bytes.
+        let mut line = b":".to_vec();
+        line.extend(std::iter::repeat_n(0xffu8, 200));
+        line.extend_from_slice(b":M::ab::/bin/true:");
+        let e = parse_register_line(&line).expect("the kernel takes this name");
+        let text = "enabled\ninterpreter /bin/true\nflags: \noffset 0\nmagic ab\n";
+        let parsed = parse_entry(&e.name, text.as_bytes());
+        assert!(parsed.is_ok(), "{} {parsed:?}", e.name.len());
+        assert!(parse_entry(&"\u{FFFD}".repeat(256), text.as_bytes()).is_err());
     }
 
     #[test]
