@@ -95,6 +95,10 @@ fi
 # Warn mode: the attached run and docker logs show execguard's diagnosis before runc's line.
 out=$("${D[@]}" run --name eg-warn --runtime execguard egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
 logs=$("${D[@]}" logs eg-warn 2>&1)
+echo "  docker run --runtime execguard egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
+echo "  docker logs:"
+printf '%s\n' "$logs" | sed 's/^/    | /'
 "${D[@]}" rm eg-warn >/dev/null
 first=$(printf '%s\n' "$logs" | head -1)
 case "$first" in
@@ -109,6 +113,8 @@ printf '%s\n' "$out" | grep -q '\[arch-mismatch\]' && ok "attached docker run sh
 # container's own terminal, so the attached run and docker logs still show it.
 out=$("${D[@]}" run --name eg-tty -t --runtime execguard egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
 logs=$("${D[@]}" logs eg-tty 2>&1)
+echo "  docker run -t --runtime execguard egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | tr -d '\r' | sed 's/^/    | /'
 "${D[@]}" rm eg-tty >/dev/null
 printf '%s\n' "$out" | head -1 | grep -q '^execguard: /bin/busybox-arm64 is built for aarch64.*\[arch-mismatch\]' \
   && ok "docker run -t shows the diagnosis first (rc $rc)" || bad "docker run -t: $out"
@@ -145,6 +151,8 @@ fi
 
 # Enforce mode: docker run itself fails with execguard's reason, exit 125.
 out=$("${D[@]}" run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+echo "  docker run --rm --runtime execguard-enforce egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
 [ "$rc" = 125 ] && ok "enforce: exit 125" || bad "enforce: rc $rc"
 printf '%s\n' "$out" | grep -q 'OCI runtime create failed: execguard: /bin/busybox-arm64 is built for aarch64' \
   && ok "enforce: OCI runtime create failed: execguard: ..." || bad "enforce output: $out"
@@ -160,6 +168,8 @@ ref=$("${D[@]}" run --rm egtest:1 /no/such/app 2>&1) && rrc=0 || rrc=$?
 # docker exec into a running container with a wrong-arch binary.
 "${D[@]}" run -d --name eg-exec --runtime execguard egtest:1 /bin/busybox sleep 60 >/dev/null
 out=$("${D[@]}" exec eg-exec /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+echo "  docker exec eg-exec /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
 first=$(printf '%s\n' "$out" | head -1)
 case "$first" in
   "execguard: /bin/busybox-arm64 is built for aarch64"*"[arch-mismatch]") ok "docker exec explains itself (rc $rc)" ;;
@@ -195,6 +205,8 @@ fi
 "${D[@]}" rm -f eg-exec >/dev/null
 "${D[@]}" run -d --name eg-exec2 --runtime execguard-enforce egtest:1 /bin/busybox sleep 60 >/dev/null
 out=$("${D[@]}" exec eg-exec2 /bin/busybox-arm64 echo hi 2>&1) && rc=0 || rc=$?
+echo "  docker exec (enforce) eg-exec2 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
 printf '%s\n' "$out" | grep -q 'OCI runtime exec failed: execguard: /bin/busybox-arm64 is built for aarch64' \
   && ok "enforce: docker exec refused with execguard's reason (rc $rc)" || bad "enforce exec: rc $rc: $out"
 "${D[@]}" rm -f eg-exec2 >/dev/null

@@ -132,6 +132,10 @@ lead='execguard: /bin/busybox-arm64 is built for aarch64*\[arch-mismatch\]'
 # (a) Runtime path, warn: podman logs lead with the diagnosis, runc's own line follows.
 out=$("${P[@]}" run --name eg-rt-warn "${N[@]}" "${RT[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
 logs=$("${P[@]}" logs eg-rt-warn 2>&1)
+echo "  podman --runtime execguard run egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
+echo "  podman logs:"
+printf '%s\n' "$logs" | sed 's/^/    | /'
 "${P[@]}" rm -f eg-rt-warn >/dev/null
 # shellcheck disable=SC2053
 [[ $(printf '%s\n' "$logs" | head -1) == $lead ]] && ok "runtime path: podman logs lead with the diagnosis" || bad "runtime logs: $logs"
@@ -140,6 +144,8 @@ printf '%s\n' "$out" | grep -q 'exec format error' && [ "$rc" != 0 ] && ok "runt
 
 # (b) Runtime path, enforce: podman run itself fails with execguard's reason.
 out=$("${P[@]}" run --rm "${N[@]}" "${RT_ENF[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
+echo "  podman --runtime execguard (enforce) run egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
 printf '%s\n' "$out" | grep -q "^Error: OCI runtime error: $W/execguard: execguard: /bin/busybox-arm64 is built for aarch64" \
   && ok "runtime path, enforce: Error: OCI runtime error: ...execguard... (rc $rc)" || bad "runtime enforce: rc $rc: $out"
 [ "$rc" = 126 ] && ok "runtime path, enforce: exit 126" || bad "runtime enforce: rc $rc"
@@ -194,12 +200,16 @@ printf '%s\n' "$out" | grep -q 'exec format error' && [ "$rc" != 0 ] && ok "hook
 # With a terminal the init has no terminal yet when the hook runs: the block follows it there.
 "${P[@]}" --hooks-dir "$W/hooks-warn" run --name eg-hook-tty -t "${N[@]}" "${RUNC[@]}" "${arm[@]}" </dev/null >/dev/null 2>&1 || true
 logs=$("${P[@]}" logs eg-hook-tty 2>&1 | tr -d '\r')
+echo "  podman --hooks-dir (execguard hook) run -t --runtime runc egtest:1 /bin/busybox-arm64 echo hi; podman logs:"
+printf '%s\n' "$logs" | sed 's/^/    | /'
 "${P[@]}" rm -f eg-hook-tty >/dev/null
 # shellcheck disable=SC2053
 [[ $(printf '%s\n' "$logs" | head -1) == $lead ]] && ok "hook path: podman logs of a -t container lead with the diagnosis" || bad "hook -t logs: $logs"
 
 # Hook path, enforce: runc fails the create and podman prints the hook's stderr.
 out=$("${P[@]}" --hooks-dir "$W/hooks-enforce" run --rm "${N[@]}" "${RUNC[@]}" "${arm[@]}" 2>&1) && rc=0 || rc=$?
+echo "  podman --hooks-dir (execguard hook, enforce) run --runtime runc egtest:1 /bin/busybox-arm64 echo hi (rc $rc):"
+printf '%s\n' "$out" | sed 's/^/    | /'
 printf '%s\n' "$out" | grep -q '^Error: OCI runtime error: /usr/bin/runc: runc create failed: .*error running hook #0: .*stderr: execguard: /bin/busybox-arm64 is built for aarch64' \
   && ok "hook path, enforce: podman's error holds execguard's reason (rc $rc)" || bad "hook enforce: rc $rc: $out"
 [ "$rc" = 126 ] && ok "hook path, enforce: exit 126" || bad "hook enforce: rc $rc"
