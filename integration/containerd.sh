@@ -242,6 +242,9 @@ if command -v script >/dev/null; then
     && ok "ctr run -t: the diagnosis comes first (rc $rc)" || bad "ctr run -t: $out"
   printf '%s\n' "$out" | grep -q 'exec format error' && ok "ctr run -t: runc's line follows" || bad "ctr run -t: no runc line: $out"
   [ "$rc" = "$rrc" ] && ok "ctr run -t: exit status as with runc ($rc)" || bad "ctr run -t: rc $rc, runc alone $rrc"
+  [ "$(printf '%s\n' "$out" | grep -av '^execguard: ')" = "$(printf '%s\n' "$ref")" ] \
+    && ok "ctr run -t: the terminal otherwise shows what runc alone shows" \
+    || bad "ctr run -t: '$(printf '%s' "$out" | od -c | head -3)' vs runc alone '$(printf '%s' "$ref" | od -c | head -3)'"
   tty_run "" "/bin/busybox echo tty-good"; ref=$out rrc=$rc
   tty_run "--runc-binary $W/execguard" "/bin/busybox echo tty-good"
   [ "$out" = "$ref" ] && [ "$rc" = "$rrc" ] && ok "ctr run -t: good image unchanged (rc $rc)" \
