@@ -359,6 +359,11 @@ if pod_run enforce execguard-enforce; then
   else bad "CRI: CreateContainer (enforce good)"; fi
 else bad "CRI: RunPodSandbox (execguard-enforce) failed"; fi
 
+# execguard doctor reads the live config.toml: the CRI handler that runs execguard.
+eng=$("$W/execguard" doctor --containerd-config "$W/containerd.toml" --format json | jq -c '.engines[] | select(.engine == "containerd")') || true
+printf '%s' "$eng" | jq -e '.found and (.execguard_runtimes | index("execguard")) and .default_runtime == "runc"' >/dev/null \
+  && ok "doctor: config.toml's execguard handler is named" || bad "doctor engines: $eng"
+
 for p in "${pods[@]}"; do "${CRI[@]}" rm-pod "$p" >/dev/null 2>&1 || bad "CRI: could not remove pod $p"; done
 pods=()
 

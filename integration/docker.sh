@@ -222,6 +222,11 @@ printf '%s\n' "$out" | head -1 | grep -q '\[arch-mismatch\]' && ok "the setup ru
 "$W/execguard" setup docker --config "$W/daemon.json" --runtime-name eg-setup --path "$W/execguard" >"$W/setup2.out" 2>&1
 cmp -s "$W/daemon.json" "$W/daemon.json.execguard.bak" && bad "second setup rewrote the file" || ok "second setup changes nothing"
 
+# execguard doctor reads the live daemon.json: the runtimes that run execguard.
+eng=$("$W/execguard" doctor --docker-config "$W/daemon.json" --format json | jq -c '.engines[] | select(.engine == "docker")') || true
+printf '%s' "$eng" | jq -e '.found and (.execguard_runtimes | index("execguard")) and (.execguard_runtimes | index("execguard-enforce")) and (.default_is_execguard | not)' >/dev/null \
+  && ok "doctor: daemon.json's execguard runtimes are named" || bad "doctor engines: $eng"
+
 # docker info still shows the default runtime's version; execguard passes --version through.
 v1=$("$W/execguard" --version) v2=$(runc --version)
 [ "$v1" = "$v2" ] && ok "--version passed through" || bad "--version: $v1"

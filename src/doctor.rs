@@ -75,6 +75,23 @@ struct Args {
     /// With --host-machine: the compat machine (i386 on x86_64, arm on aarch64) is not allowed.
     #[arg(long, hide = true)]
     no_compat: bool,
+    /// Docker's daemon.json, read to tell whether Docker runs execguard.
+    #[arg(long, value_name = "FILE", default_value = "/etc/docker/daemon.json")]
+    docker_config: PathBuf,
+    /// containerd's config.toml.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/containerd/config.toml"
+    )]
+    containerd_config: PathBuf,
+    /// podman's containers.conf.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/containers/containers.conf"
+    )]
+    podman_config: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -271,6 +288,31 @@ pub struct Handler {
     pub interpreter_on_host: bool,
     /// Enabled handlers earlier in match order that take the same ELF headers.
     pub shadowed_by: Vec<String>,
+    /// The ELF loader the interpreter names (PT_INTERP) when it is dynamically linked: the
+    /// kernel opens that loader, and the loader its libraries, inside each container at exec
+    /// time, F or not (`qemu-user-static` is static for this reason).
+    pub interpreter_loader: Option<String>,
+}
+
+/// PT_INTERP of a host file, when it is a dynamically linked ELF (bounded, non-blocking).
+fn loader_of(path: &Path) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut header = vec![0u8; 4096];
+    let n = {
+        use std::os::unix::fs::FileExt;
+        f.read_at(&mut header, 0).ok()?
+    };
+    header.truncate(n);
+    let info = crate::inspect::elf::parse(&header, &f)?;
+    info.interp.map(|i| show(OsStr::from_bytes(&i)))
 }
 
 /// Two enabled handlers that both match the ELF header of one architecture.
@@ -364,6 +406,8 @@ pub struct Report {
     pub binfmt_misc: BinfmtReport,
     /// OCI runtimes on PATH.
     pub runtimes: Vec<RuntimeInfo>,
+    /// Whether Docker, containerd and podman are configured to run execguard.
+    pub engines: Vec<crate::engines::Engine>,
     /// One verdict per platform of [`PLATFORMS`].
     pub platforms: Vec<PlatformReport>,
     /// The exit status (see the module documentation).
@@ -456,6 +500,11 @@ fn handler_of(e: &Entry) -> Handler {
         arch: binfmt::emulated_arch(e),
         interpreter_on_host: interp.is_absolute() && std::fs::metadata(interp).is_ok(),
         shadowed_by: Vec::new(),
+        interpreter_loader: if interp.is_absolute() {
+            loader_of(interp)
+        } else {
+            None
+        },
     }
 }
 
@@ -622,6 +671,19 @@ fn platform_report(host: &Host, p: &Platform, style: &FixStyle) -> PlatformRepor
                 r.verdict = Verdict::Emulated;
                 r.handler = Some(e.name.clone());
                 r.fix_binary = Some(e.flags.fix_binary);
+                let interp = Path::new(&e.interpreter);
+                if let Some(l) = interp.is_absolute().then(|| loader_of(interp)).flatten() {
+                    add_note(
+                        &mut r,
+                        format!(
+                            "{} is dynamically linked ({l}): it runs only in images that contain that loader and its libraries",
+                            show(&e.interpreter)
+                        ),
+                    );
+                    if r.fix.is_none() {
+                        r.fix = Some("apt-get install qemu-user-static (static interpreters, registered with F)".into());
+                    }
+                }
                 if !e.flags.fix_binary {
                     add_note(
                         &mut r,
@@ -749,6 +811,7 @@ pub fn inspect(
         compat,
         binfmt_misc: binfmt_report(host),
         runtimes,
+        engines: Vec::new(),
         platforms,
         exit_code,
     }
@@ -915,6 +978,13 @@ pub fn render_text(r: &Report) -> String {
                 if h.flags.is_empty() { "none" } else { &h.flags },
                 h.flags_meaning
             );
+            if let Some(l) = &h.interpreter_loader {
+                let _ = writeln!(
+                    s,
+                    "    the interpreter is dynamically linked ({l}): that loader and its libraries must exist inside every container{}; a static build (qemu-user-static) does not need them",
+                    if h.fix_binary { ", F or not" } else { "" }
+                );
+            }
         }
         for sk in &b.skipped {
             let _ = writeln!(s, "  skipped: {sk}");
@@ -945,6 +1015,39 @@ pub fn render_text(r: &Report) -> String {
                 }
             );
         }
+    }
+    if !r.engines.is_empty() {
+        let _ = writeln!(s, "engines:");
+    }
+    for e in &r.engines {
+        let state = if let Some(err) = &e.error {
+            format!("cannot tell: {err}")
+        } else if !e.found {
+            "no config file: execguard not configured".to_string()
+        } else if e.execguard_runtimes.is_empty() {
+            "execguard not configured (execguard setup adds it)".to_string()
+        } else {
+            format!(
+                "runtime{} {} run{} execguard{}",
+                if e.execguard_runtimes.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                e.execguard_runtimes.join(", "),
+                if e.execguard_runtimes.len() == 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                if e.default_is_execguard {
+                    ", and it is the default"
+                } else {
+                    ", not the default"
+                }
+            )
+        };
+        let _ = writeln!(s, "  {} ({}): {state}", e.engine, e.config);
     }
     let _ = writeln!(s, "platforms:");
     for p in &r.platforms {
@@ -1006,7 +1109,12 @@ pub fn run(args: &[OsString]) -> i32 {
             return 2;
         }
     };
-    let report = inspect(&host, &platforms, find_runtimes(&path_var), &style);
+    let mut report = inspect(&host, &platforms, find_runtimes(&path_var), &style);
+    report.engines = crate::engines::read_all(&crate::engines::Paths {
+        docker: a.docker_config.clone(),
+        containerd: a.containerd_config.clone(),
+        podman: a.podman_config.clone(),
+    });
     let out = match a.format {
         Format::Json => render_json(&report) + "\n",
         Format::Text => render_text(&report),
@@ -1091,6 +1199,37 @@ mask ffffffffffffff00fffffffffffffffffeffffff\n";
         assert_eq!(json["platforms"][2]["fix_binary"], true);
         assert!(json["platforms"][0]["handler"].is_null());
         assert!(json["platforms"][0]["fix_binary"].is_null());
+    }
+
+    #[test]
+    fn a_dynamically_linked_interpreter_is_named_with_its_loader() {
+        // /bin/ls is dynamically linked on every glibc host; a static one (busybox) is not.
+        let dynamic =
+            QEMU_AARCH64_F.replace("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "/bin/ls");
+        let d = tree("enabled\n", &[("qemu-aarch64", &dynamic)]);
+        let r = report("x86_64", d.path());
+        let h = &r.binfmt_misc.handlers[0];
+        let loader = h
+            .interpreter_loader
+            .as_deref()
+            .expect("/bin/ls names its loader");
+        assert!(loader.contains("ld-linux"), "{loader}");
+        let a = plat(&r, "linux/arm64");
+        assert!(
+            a.note
+                .as_deref()
+                .is_some_and(|n| n.contains("dynamically linked")),
+            "{a:?}"
+        );
+        assert!(render_text(&r).contains("the interpreter is dynamically linked"));
+        if Path::new("/bin/busybox").exists() {
+            let stat =
+                QEMU_AARCH64_F.replace("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "/bin/busybox");
+            let d = tree("enabled\n", &[("qemu-aarch64", &stat)]);
+            let r = report("x86_64", d.path());
+            assert_eq!(r.binfmt_misc.handlers[0].interpreter_loader, None);
+            assert_eq!(plat(&r, "linux/arm64").note, None);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod console;
 pub mod delegate;
 pub mod diagnosis;
 pub mod doctor;
+pub mod engines;
 pub mod hook;
 pub mod host;
 pub mod image;
