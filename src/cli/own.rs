@@ -208,7 +208,19 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
             s.push('\n');
             s
         }
-        Format::Text => crate::diagnosis::render::text(&d),
+        Format::Text => {
+            let t = crate::diagnosis::render::text(&d);
+            use std::io::IsTerminal;
+            let no_color = std::env::var_os("NO_COLOR");
+            if crate::diagnosis::render::use_colour(
+                std::io::stdout().is_terminal(),
+                no_color.as_deref(),
+            ) {
+                crate::diagnosis::render::colourize(&t)
+            } else {
+                t
+            }
+        }
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     if d.verdict == crate::diagnosis::Verdict::Fail {

@@ -71,6 +71,48 @@ pub fn log_message(f: &Finding) -> String {
 }
 
 /// The text a person at a terminal reads (`check` without `--format json`).
+/// Whether people-facing text gets colour: only on a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (no-color.org).
+pub fn use_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// The text report with ANSI colour: severities and verdicts by weight, hints in green. Only
+/// whole known prefixes are coloured; the (already escaped) untrusted text is left as it is.
+pub fn colourize(text: &str) -> String {
+    const RED: &str = "\x1b[1;31m";
+    const YELLOW: &str = "\x1b[1;33m";
+    const CYAN: &str = "\x1b[36m";
+    const GREEN: &str = "\x1b[32m";
+    const BOLD: &str = "\x1b[1m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let paint = |prefix: &str, colour: &str| {
+            line.strip_prefix(prefix)
+                .map(|rest| format!("{colour}{prefix}{RESET}{rest}"))
+        };
+        let painted = paint("error:", RED)
+            .or_else(|| paint("warning:", YELLOW))
+            .or_else(|| paint("info:", CYAN))
+            .or_else(|| paint("  hint:", GREEN))
+            .or_else(|| {
+                // The verdict line: `<program>: fail: ...`.
+                [(": fail: ", RED), (": warn: ", YELLOW), (": ok: ", GREEN)]
+                    .iter()
+                    .find_map(|(word, colour)| {
+                        let at = line.find(word)?;
+                        let (head, tail) = line.split_at(at + 2);
+                        let verdict_end = tail.find(':')?;
+                        let (verdict, rest) = tail.split_at(verdict_end);
+                        Some(format!("{BOLD}{head}{RESET}{colour}{verdict}{RESET}{rest}"))
+                    })
+            });
+        out.push_str(painted.as_deref().unwrap_or(line));
+    }
+    out
+}
+
 pub fn text(d: &Diagnosis) -> String {
     let mut out = String::new();
     let what = d
@@ -393,5 +435,42 @@ mod tests {
             l,
             "time=\"1970-01-01T00:00:00Z\" level=warning msg=\"a \\\"b\\\"\"\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod colour_tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+    }
+
+    #[test]
+    fn colourize_paints_prefixes_and_keeps_the_text() {
+        let t = "/app: fail: the start will fail\n\nerror: /app is bad [x]\n  hint: rebuild\n  path: /app\n";
+        let c = colourize(t);
+        assert!(c.contains("\x1b[1;31merror:\x1b[0m /app is bad [x]"));
+        assert!(c.contains("\x1b[32m  hint:\x1b[0m rebuild"));
+        assert!(c.contains("\x1b[1;31mfail\x1b[0m: the start will fail"));
+        let mut stripped = String::new();
+        let mut chars = c.chars();
+        while let Some(ch) = chars.next() {
+            if ch == '\x1b' {
+                for n in chars.by_ref() {
+                    if n == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                stripped.push(ch);
+            }
+        }
+        assert_eq!(stripped, t, "colour adds escapes only");
     }
 }
