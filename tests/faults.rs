@@ -2247,3 +2247,168 @@ fn killing_execguard_mid_create_leaves_what_killing_runc_leaves() {
     );
     assert!(!wrapped.3, "delete --force cleans what is left");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A rootfs on a file system that stalls (a FUSE mount whose daemon never answers)
+
+/// A FUSE mount that nobody serves: every lookup below it waits until the connection is
+/// aborted, which dropping this does (closing /dev/fuse aborts it), then it is unmounted.
+struct StalledFuse {
+    at: PathBuf,
+    dev: Option<fs::File>,
+}
+
+impl StalledFuse {
+    fn mount(at: &Path) -> Option<StalledFuse> {
+        use std::os::fd::AsRawFd;
+        let dev = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .ok()?;
+        let opts = format!("fd={},rootmode=40000,user_id=0,group_id=0", dev.as_raw_fd());
+        let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+        let (src, target, fstype, data) = (
+            c("execguard-stall"),
+            c(&at.to_string_lossy()),
+            c("fuse"),
+            c(&opts),
+        );
+        // SAFETY: valid NUL-terminated strings for the duration of the call.
+        let r = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        (r == 0).then(|| StalledFuse {
+            at: at.to_path_buf(),
+            dev: Some(dev),
+        })
+    }
+
+    /// Abort the connection: what is waiting fails with ENOTCONN.
+    fn abort(&mut self) {
+        self.dev.take();
+    }
+}
+
+impl Drop for StalledFuse {
+    fn drop(&mut self) {
+        self.abort();
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// Starts `cmd` on a bundle whose program lies on a stalled FUSE mount, waits until it is
+/// stuck, checks what it has become, aborts the mount and returns the outcome.
+fn run_on_stalled(mut cmd: Command, b: &Bundle, what: &str) -> Option<(Raw, PathBuf)> {
+    let at = b.host("/stall");
+    fs::create_dir_all(&at).expect("mkdir stall");
+    let mut fuse = StalledFuse::mount(&at)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // Whatever the process is by now (execguard exec's the runtime in place: same pid).
+    let exe = fs::read_link(format!("/proc/{}/exe", child.id())).unwrap_or_default();
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "{what}: the stalled lookup must still be waiting"
+    );
+    fuse.abort();
+    let out = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break child.wait_with_output().expect("output");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: still running after the mount was aborted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(fuse);
+    Some((
+        Raw {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+            id: String::new(),
+        },
+        exe,
+    ))
+}
+
+#[test]
+fn a_rootfs_on_a_stalled_mount_hits_the_deadline_and_hands_over_to_the_runtime() {
+    if !runtime_ready()
+        || !require(
+            Path::new("/dev/fuse").exists(),
+            "no /dev/fuse for a stalled FUSE mount",
+        )
+    {
+        return;
+    }
+    let t = tmp();
+    let cfg = config_flag(
+        t.path(),
+        "c.json",
+        &json!({"check_timeout_ms": 300, "log": {"path": t.path().join("own.jsonl")}}),
+    );
+    let mut b = Bundle::busybox();
+    b.args(&["/stall/app"]);
+    b.save();
+    let ref_id = unique_id("stall-ref");
+    let eg_id = unique_id("stall-eg");
+    let _g1 = ContainerGuard {
+        root: None,
+        id: ref_id.clone(),
+    };
+    let _g2 = ContainerGuard {
+        root: None,
+        id: eg_id.clone(),
+    };
+    let mut c = runc();
+    c.args(["run", "-b"]).arg(b.path()).arg(&ref_id);
+    let Some((r, _)) = run_on_stalled(c, &b, "runc alone") else {
+        require(false, "cannot mount a FUSE file system here");
+        return;
+    };
+    let mut c = eg();
+    c.arg(format!("--execguard-runtime={RUNC}"))
+        .arg(&cfg)
+        .args(["run", "-b"])
+        .arg(b.path())
+        .arg(&eg_id);
+    let (w, exe) = run_on_stalled(c, &b, "execguard").expect("mounted once already");
+    assert_eq!(
+        exe,
+        fs::canonicalize(RUNC).expect("runc path"),
+        "after the deadline execguard must have exec'd the runtime (it stalls in runc now, as runc alone does)"
+    );
+    assert_ne!(r.code(), 0, "runc fails once the mount is aborted: {r:?}");
+    eprintln!(
+        "stalled mount: runc alone {} {:?}; through execguard {} {:?}",
+        r.code(),
+        r.stderr,
+        w.code(),
+        w.stderr
+    );
+    let line = one_line(&w, "stalled mount");
+    assert!(
+        line.contains("checks skipped") && line.contains("longer than 300 ms"),
+        "{line:?}"
+    );
+    assert_eq!(w.code(), r.code(), "exit as runc alone: {w:?} vs {r:?}");
+    assert_eq!(
+        norm(&others(&w.stderr), &eg_id),
+        norm(&r.stderr, &ref_id),
+        "runc's own words unchanged"
+    );
+}
