@@ -232,6 +232,14 @@ fn exec_line(x: Exec<'_>, errno: &str) -> Option<String> {
     }
 }
 
+/// The fix for a script with Windows line endings: convert it, and keep git from converting
+/// it back.
+fn crlf_hint(shown: &str) -> String {
+    format!(
+        "convert it to LF: sed -i 's/\\r$//' {shown} (or dos2unix); keep it LF in git: git config core.autocrlf input, and a .gitattributes line `*.sh text eol=lf`"
+    )
+}
+
 fn base_name(p: &[u8]) -> &[u8] {
     p.rsplit(|b| *b == b'/').next().unwrap_or(p)
 }
@@ -606,7 +614,10 @@ impl Checker<'_> {
                     self.user.uid,
                     self.user.gid
                 ),
-                "give the directories search permission for the user, or run as their owner".into(),
+                format!(
+                    "give the directories search permission (`chmod o+x` on each, or COPY --chown={}:{} in the image), or run as their owner (docker run --user, runAsUser in Kubernetes)",
+                    self.user.uid, self.user.gid
+                ),
             )
             .errno("EACCES")
             .expect(match caller {
@@ -1311,7 +1322,7 @@ impl Checker<'_> {
                         "{shown} has Windows line endings: the kernel looks for the interpreter \"{}\" with a carriage return, which does not exist",
                         escape_bytes(&interp)
                     ),
-                    "convert the script to LF line endings (dos2unix, `sed -i 's/\\r$//'`, or .gitattributes `*.sh text eol=lf`)".into(),
+                    crlf_hint(&shown),
                 )
                 .errno("ENOENT")
                 .expect(exec_line(x, "ENOENT"))
@@ -1344,7 +1355,7 @@ impl Checker<'_> {
                         escape_bytes(&arg)
                     )
                 },
-                "convert the script to LF line endings (dos2unix, `sed -i 's/\\r$//'`, or .gitattributes `*.sh text eol=lf`)".into(),
+                crlf_hint(&shown),
             )
             .at(&res.path)
             .with_bytes("first_line", &first_line);
@@ -1697,7 +1708,7 @@ impl Checker<'_> {
             .compat_note()
             .filter(|_| arch == "i386" || arch == "arm");
         let install = format!(
-            "use an image built for {host} (docker run --platform linux/{}), or register an emulator for {arch} with the F flag: apt-get install qemu-user-static (Debian/Ubuntu) or docker run --privileged --rm tonistiigi/binfmt --install {arch}",
+            "use an image built for {host} (docker run --platform linux/{}; rebuild with docker buildx build --platform linux/{0} ...), or register an emulator for {arch} with the F flag: apt-get install qemu-user-static (Debian/Ubuntu) or docker run --privileged --rm tonistiigi/binfmt --install {arch}",
             platform_of(host),
         );
         let mut f = if !mounted {
