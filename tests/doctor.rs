@@ -20,8 +20,8 @@ fn doctor(platforms: &[&str]) -> (i32, Value) {
         c.args(["--platform", p]);
     }
     let out = run_limited(c, "execguard doctor", || {});
-    let v: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor JSON ({e}): {out:?}"));
+    let v: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("doctor JSON ({e}): {out:?}"));
     (out.code(), v)
 }
 
@@ -73,7 +73,10 @@ fn doctor_verdicts_agree_with_what_runc_really_runs() {
     assert_eq!(verdict(&v, "linux/amd64")["verdict"], "native", "{v}");
     assert_eq!(verdict(&v, "linux/arm64")["verdict"], "unsupported", "{v}");
     assert_eq!(verdict(&v, "linux/arm/v7")["verdict"], "unsupported", "{v}");
-    assert!(verdict(&v, "linux/arm64")["fix"].is_string(), "a fix is named: {v}");
+    assert!(
+        verdict(&v, "linux/arm64")["fix"].is_string(),
+        "a fix is named: {v}"
+    );
     assert_eq!(code, 1, "an unsupported platform exits 1");
     let r = runc_run(&native, "doc-native");
     assert_eq!((r.code(), r.stdout.as_str()), (0, "hi\n"), "{r:?}");
@@ -109,7 +112,11 @@ fn doctor_verdicts_agree_with_what_runc_really_runs() {
     );
     assert_eq!(code, 1, "emulated without F exits 1: {v}");
     let r = runc_run(&arm64, "doc-arm64-nf");
-    assert_ne!(r.code(), 0, "without the interpreter inside it fails: {r:?}");
+    assert_ne!(
+        r.code(),
+        0,
+        "without the interpreter inside it fails: {r:?}"
+    );
     assert!(r.stderr.contains("no such file or directory"), "{r:?}");
     let mut with_qemu = bundle_of("arm64").expect("fixture");
     with_qemu.copy_in(QEMU_AARCH64, QEMU_AARCH64, Some(0o755));
