@@ -118,7 +118,7 @@ fn doctor_verdicts_agree_with_what_runc_really_runs() {
         "without the interpreter inside it fails: {r:?}"
     );
     assert!(r.stderr.contains("no such file or directory"), "{r:?}");
-    let mut with_qemu = bundle_of("arm64").expect("fixture");
+    let with_qemu = bundle_of("arm64").expect("fixture");
     with_qemu.copy_in(QEMU_AARCH64, QEMU_AARCH64, Some(0o755));
     let r = runc_run(&with_qemu, "doc-arm64-nf-in");
     assert_eq!(
