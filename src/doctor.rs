@@ -908,6 +908,44 @@ pub fn render_json(r: &Report) -> String {
 }
 
 /// The report as text for people.
+/// The text report with ANSI colour: each platform's verdict by outcome, fixes in green.
+pub fn colour_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let painted = if line.starts_with("  linux/") {
+            [
+                (" unsupported", "\x1b[1;31m"),
+                (" unknown", "\x1b[1;33m"),
+                (" emulated", "\x1b[36m"),
+                (" native", "\x1b[32m"),
+            ]
+            .iter()
+            .find_map(|(word, colour)| {
+                let at = line.find(word)?;
+                let (head, rest) = line.split_at(at + 1);
+                let w = word.len() - 1;
+                Some(format!(
+                    "{head}{colour}{}\x1b[0m{}",
+                    rest.get(..w)?,
+                    rest.get(w..)?
+                ))
+            })
+        } else if trimmed.starts_with("fix: ") {
+            Some(format!(
+                "{}\x1b[32mfix:\x1b[0m{}",
+                &line[..indent],
+                &trimmed[4..]
+            ))
+        } else {
+            None
+        };
+        out.push_str(painted.as_deref().unwrap_or(line));
+    }
+    out
+}
+
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "machine: {}", r.machine);
@@ -1117,7 +1155,19 @@ pub fn run(args: &[OsString]) -> i32 {
     });
     let out = match a.format {
         Format::Json => render_json(&report) + "\n",
-        Format::Text => render_text(&report),
+        Format::Text => {
+            use std::io::IsTerminal;
+            let t = render_text(&report);
+            let no_color = std::env::var_os("NO_COLOR");
+            if crate::diagnosis::render::use_colour(
+                std::io::stdout().is_terminal(),
+                no_color.as_deref(),
+            ) {
+                colour_text(&t)
+            } else {
+                t
+            }
+        }
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     report.exit_code
@@ -1199,6 +1249,21 @@ mask ffffffffffffff00fffffffffffffffffeffffff\n";
         assert_eq!(json["platforms"][2]["fix_binary"], true);
         assert!(json["platforms"][0]["handler"].is_null());
         assert!(json["platforms"][0]["fix_binary"].is_null());
+    }
+
+    #[test]
+    fn colour_marks_verdicts_and_fixes_only() {
+        let t = "machine: x86_64\n  linux/arm64     unsupported\n                  fix: apt-get install qemu-user-static\n  linux/amd64     native\n";
+        let c = colour_text(t);
+        assert!(c.contains("\x1b[1;31munsupported\x1b[0m"));
+        assert!(c.contains("\x1b[32mnative\x1b[0m"));
+        assert!(c.contains("\x1b[32mfix:\x1b[0m apt-get install"));
+        assert_eq!(
+            c.replace("\x1b[1;31m", "")
+                .replace("\x1b[32m", "")
+                .replace("\x1b[0m", ""),
+            t
+        );
     }
 
     #[test]
