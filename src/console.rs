@@ -381,6 +381,15 @@ mod tests {
         assert!(!made.parent().unwrap().exists(), "and its folder");
     }
 
+    /// A process's side of the terminal, kept open while the test runs.
+    fn process_side(master: &OwnedFd) -> OwnedFd {
+        // SAFETY: TIOCGPTPEER on our own master; the result is checked.
+        let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR) };
+        assert!(fd >= 0);
+        // SAFETY: a descriptor just made.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
     /// The runtime's side: connect to the relay and send `master` as runc does.
     fn hand_over(relay: &Relay, master: &OwnedFd) -> UnixStream {
         let rt = UnixStream::connect(relay.path()).unwrap();
@@ -456,11 +465,7 @@ mod tests {
         let caller = UnixListener::bind(&real).unwrap();
         let relay = Relay::start(real, "execguard: why\n".into(), true).unwrap();
         let master = openpty();
-        // SAFETY: TIOCGPTPEER on our own master: the running process's side, kept open.
-        let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR) };
-        assert!(fd >= 0);
-        // SAFETY: a descriptor just made.
-        let process_side = unsafe { OwnedFd::from_raw_fd(fd) };
+        let process_side = process_side(&master);
         let _rt = hand_over(&relay, &master);
         drop(master);
         let started = Instant::now();
@@ -484,11 +489,7 @@ mod tests {
         let caller = UnixListener::bind(&real).unwrap();
         let relay = Relay::start(real, "execguard: why\n".into(), true).unwrap();
         let master = openpty();
-        // SAFETY: TIOCGPTPEER on our own master: a process side that stays open.
-        let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR) };
-        assert!(fd >= 0);
-        // SAFETY: a descriptor just made.
-        let _process_side = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _process_side = process_side(&master);
         let _rt = hand_over(&relay, &master);
         drop(master);
         let started = Instant::now();

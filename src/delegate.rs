@@ -149,7 +149,7 @@ pub fn name_from_argv0(argv0: &OsStr) -> Option<&OsStr> {
 }
 
 /// The device and inode of the running executable.
-fn self_identity() -> Option<(u64, u64)> {
+pub(crate) fn self_identity() -> Option<(u64, u64)> {
     std::fs::metadata("/proc/self/exe")
         .ok()
         .map(|m| (m.dev(), m.ino()))

@@ -1155,19 +1155,7 @@ pub fn run(args: &[OsString]) -> i32 {
     });
     let out = match a.format {
         Format::Json => render_json(&report) + "\n",
-        Format::Text => {
-            use std::io::IsTerminal;
-            let t = render_text(&report);
-            let no_color = std::env::var_os("NO_COLOR");
-            if crate::diagnosis::render::use_colour(
-                std::io::stdout().is_terminal(),
-                no_color.as_deref(),
-            ) {
-                colour_text(&t)
-            } else {
-                t
-            }
-        }
+        Format::Text => crate::diagnosis::render::for_stdout(render_text(&report), colour_text),
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     report.exit_code

@@ -76,33 +76,14 @@ pub fn is_execguard(path: &str, me: Option<(u64, u64)>) -> bool {
     named || same
 }
 
-/// This binary's (dev, ino).
-pub fn self_identity() -> Option<(u64, u64)> {
-    std::fs::metadata("/proc/self/exe")
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
 fn read(path: &Path) -> Result<Option<String>, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    if !f.metadata().map_err(|e| e.to_string())?.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+    match crate::live::read_bounded(path, MAX_CONFIG) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| format!("{} is not UTF-8 text", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-    let mut s = String::new();
-    f.take(MAX_CONFIG)
-        .read_to_string(&mut s)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(Some(s))
 }
 
 fn engine(name: &'static str, path: &Path) -> Engine {
@@ -240,7 +221,7 @@ pub fn podman(path: &Path, me: Option<(u64, u64)>) -> Engine {
 
 /// All three.
 pub fn read_all(p: &Paths) -> Vec<Engine> {
-    let me = self_identity();
+    let me = crate::delegate::self_identity();
     vec![
         docker(&p.docker, me),
         containerd(&p.containerd, me),
@@ -330,7 +311,7 @@ mod tests {
 
     #[test]
     fn this_binary_counts_under_any_name() {
-        let me = self_identity();
+        let me = crate::delegate::self_identity();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         assert!(is_execguard(&exe.to_string_lossy(), me));
         assert!(!is_execguard("/bin/true", me));

@@ -20,8 +20,17 @@ use crate::spec::{IdMap, SpecView};
 /// Largest state or process file read.
 const MAX_STATE_BYTES: u64 = 16 << 20;
 
-fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
+/// At most `cap` bytes of a regular file, opened without blocking (a FIFO or device in its
+/// place is an error, never a hang). Shared by the state, process and engine-config readers.
+pub(crate) fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut buf = Vec::new();
     f.take(cap).read_to_end(&mut buf)?;
     Ok(buf)
@@ -39,13 +48,20 @@ fn is_crun(rt: &Runtime) -> bool {
         .is_some_and(|n| n.as_bytes().windows(4).any(|w| w == b"crun"))
 }
 
-/// The start time of a process (field 22 of /proc/<pid>/stat), to detect pid reuse.
-pub(crate) fn start_time(pid: i32) -> Option<u64> {
+/// A process's state letter (field 3 of /proc/<pid>/stat) and start time (field 22).
+pub(crate) fn proc_stat(pid: i32) -> Option<(u8, u64)> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let close = stat.iter().rposition(|b| *b == b')')?;
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
-    rest.split(' ').nth(19)?.parse().ok()
+    let mut fields = rest.split(' ');
+    let state = *fields.next()?.as_bytes().first()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// The start time of a process (field 22 of /proc/<pid>/stat), to detect pid reuse.
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
 }
 
 /// The init pid of container `id`.

@@ -133,7 +133,7 @@ fn read_state(root: &Path, id: &str) -> Result<Found, String> {
     let dir = root.join(id);
     for (file, runtime) in [("state.json", "runc"), ("status", "crun")] {
         let path = dir.join(file);
-        let Ok(bytes) = read_bounded(&path) else {
+        let Ok(bytes) = crate::live::read_bounded(&path, MAX_STATE) else {
             continue;
         };
         let v: Value = serde_json::from_slice(&bytes)
@@ -165,7 +165,12 @@ fn read_state(root: &Path, id: &str) -> Result<Found, String> {
         let live_pid = pid
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| *p > 0)
-            .filter(|p| start.is_some() && crate::live::start_time(*p) == start && !dead(*p));
+            // A zombie keeps its /proc entry but not its root.
+            .filter(|p| {
+                crate::live::proc_stat(*p).is_some_and(|(state, t)| {
+                    Some(t) == start && !matches!(state, b'Z' | b'X' | b'x')
+                })
+            });
         return Ok(Found {
             id: id.to_string(),
             root: root.to_path_buf(),
@@ -178,33 +183,6 @@ fn read_state(root: &Path, id: &str) -> Result<Found, String> {
         "{}: no state.json (runc) or status (crun)",
         dir.display()
     ))
-}
-
-/// A zombie (or dying) process: its /proc entry stays, its root is gone.
-fn dead(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    let state = stat
-        .iter()
-        .rposition(|b| *b == b')')
-        .and_then(|close| stat.get(close + 2));
-    matches!(state, None | Some(b'Z' | b'X' | b'x'))
-}
-
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut out = Vec::new();
-    f.take(MAX_STATE).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// Diagnose what was found: the live view while the init lives, the bundle's otherwise.

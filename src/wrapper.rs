@@ -451,29 +451,21 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     if what == Start::Exec
         && terminal
         && let Some(real) = call.inv.console_socket.clone()
-        && !render::stderr_block(&diagnosis, report.line_end).is_empty()
+        && let Some(block) =
+            Some(render::stderr_block(&diagnosis, report.line_end)).filter(|b| !b.is_empty())
     {
-        return exec_with_relay(&report, &diagnosis, &runtime, call, real);
+        return exec_with_relay(&report, &diagnosis, &runtime, call, real, block);
     }
     let Some(spec) = spec.filter(|_| create) else {
         report.emit(&diagnosis, Channel::Stderr, "started");
         return Outcome::Exec(runtime);
     };
     // create: run the runtime as a child, then explain with what it really made.
-    let status = match crate::child::run(&runtime, call.args) {
+    let status = match run_child(&runtime, call.args, &say, || {
+        report.emit(&diagnosis, Channel::Stderr, "started")
+    }) {
         Ok(s) => s,
-        Err(crate::child::ChildError::Spawn(e)) => {
-            report.emit(&diagnosis, Channel::Stderr, "started");
-            say(&format!(
-                "cannot run the runtime as a child ({e}): handing over"
-            ));
-            return Outcome::Exec(runtime);
-        }
-        Err(e @ crate::child::ChildError::Wait(_)) => {
-            // The runtime ran: running it again would create twice. Its result is unknown.
-            say(&e.to_string());
-            return Outcome::Exit(1);
-        }
+        Err(outcome) => return outcome,
     };
     if status != 0 {
         // create failed: the static view explains it, as the last error line after the
@@ -555,7 +547,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     Outcome::Exit(0)
 }
 
-/// `exec --tty` with something to show: the runtime runs as a child with execguard's own
+/// `exec --tty` with something to show (`block`): the runtime runs as a child with execguard's own
 /// console socket, which writes the block through the new terminal and passes it on
 /// (src/console.rs). Anything that goes wrong before the runtime starts means the plain exec.
 fn exec_with_relay(
@@ -564,8 +556,8 @@ fn exec_with_relay(
     runtime: &Runtime,
     call: &Call<'_>,
     real: PathBuf,
+    block: String,
 ) -> Outcome {
-    let block = render::stderr_block(diagnosis, report.line_end);
     let hold = diagnosis.verdict == Verdict::Fail;
     let relay = crate::console::Relay::start(real, block, hold)
         .map_err(|e| format!("cannot relay the console socket ({e})"))
@@ -583,24 +575,39 @@ fn exec_with_relay(
         }
     };
     report.emit(diagnosis, Channel::Terminal, "started");
-    let status = match crate::child::run(runtime, &args) {
+    let status = match run_child(runtime, &args, report.say, || {}) {
         Ok(s) => s,
-        Err(crate::child::ChildError::Spawn(e)) => {
-            drop(relay);
-            (report.say)(&format!(
-                "cannot run the runtime as a child ({e}): handing over"
-            ));
-            return Outcome::Exec(runtime.clone());
-        }
-        Err(e @ crate::child::ChildError::Wait(_)) => {
-            (report.say)(&e.to_string());
-            return Outcome::Exit(1);
-        }
+        Err(outcome) => return outcome,
     };
     if let Some(Err(e)) = relay.finish(status == 0) {
         (report.say)(&e);
     }
     Outcome::Exit(status)
+}
+
+/// The runtime run as a child. When it cannot start, `before_handover` runs, one line says so,
+/// and the outcome is the plain exec (nothing ran yet); when its end is lost, exit 1 (it ran:
+/// running it again would repeat it, and its result is unknown).
+fn run_child(
+    runtime: &Runtime,
+    args: &[std::ffi::OsString],
+    say: &dyn Fn(&str),
+    before_handover: impl FnOnce(),
+) -> Result<i32, Outcome> {
+    match crate::child::run(runtime, args) {
+        Ok(s) => Ok(s),
+        Err(crate::child::ChildError::Spawn(e)) => {
+            before_handover();
+            say(&format!(
+                "cannot run the runtime as a child ({e}): handing over"
+            ));
+            Err(Outcome::Exec(runtime.clone()))
+        }
+        Err(e @ crate::child::ChildError::Wait(_)) => {
+            say(&e.to_string());
+            Err(Outcome::Exit(1))
+        }
+    }
 }
 
 /// Whether this start is a `create` run as a child and checked in the live view. Socket

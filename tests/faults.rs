@@ -11,14 +11,13 @@ mod common;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -72,20 +71,7 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
         .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        let _ = tx.send((1, v));
-    });
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        let _ = tx2.send((2, v));
-    });
+    let pipes = Pipes::take(&mut child);
     let mut timed_out = false;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -100,15 +86,7 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
         std::thread::sleep(Duration::from_millis(2));
     };
     let elapsed = start.elapsed();
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for _ in 0..2 {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok((1, v)) => stdout = v,
-            Ok((_, v)) => stderr = v,
-            Err(_) => break,
-        }
-    }
+    let (stdout, stderr) = pipes.collect();
     let r = Raw {
         status,
         stdout,

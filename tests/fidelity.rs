@@ -78,30 +78,9 @@ fn run_io(mut cmd: Command, stdin: Option<Vec<u8>>, what: &str, on_timeout: impl
             let _ = w.write_all(&bytes);
         });
     }
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        let _ = tx.send((1, v));
-    });
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        let _ = tx2.send((2, v));
-    });
+    let pipes = Pipes::take(&mut child);
     let status = wait_limited(&mut child, what, on_timeout);
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for _ in 0..2 {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok((1, v)) => stdout = v,
-            Ok((_, v)) => stderr = v,
-            Err(_) => break,
-        }
-    }
+    let (stdout, stderr) = pipes.collect();
     Io {
         status,
         stdout,

@@ -11,15 +11,15 @@ mod common;
 
 use std::ffi::{CString, OsStr};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -77,20 +77,7 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        let _ = tx.send((1, v));
-    });
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        let _ = tx2.send((2, v));
-    });
+    let pipes = Pipes::take(&mut child);
     let mut timed_out = false;
     let mut on_timeout = Some(on_timeout);
     let (st, ru) = loop {
@@ -129,15 +116,7 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
     } else {
         128 + libc::WTERMSIG(st)
     };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for _ in 0..2 {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok((1, v)) => stdout = v,
-            Ok((_, v)) => stderr = v,
-            Err(_) => break,
-        }
-    }
+    let (stdout, stderr) = pipes.collect();
     let r = Run {
         code,
         stdout,

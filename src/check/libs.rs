@@ -32,7 +32,7 @@ use std::fs::File;
 use super::{Checker, Exec, base_name, join, read_prefix};
 use crate::diagnosis::{Code, Finding, Severity};
 use crate::inspect::dynamic::{self, Dynamic};
-use crate::inspect::elf::{self, Class, ElfInfo, Endian};
+use crate::inspect::elf::{self, Class, ElfInfo, Endian, ReadAt};
 use crate::inspect::ldcache::{self, LdCache};
 use crate::rootfs::resolve::{self, Resolution, Resolved};
 use crate::sanitize::escape_bytes;
@@ -295,23 +295,24 @@ fn musl_expand(path: &[u8], origin: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The directory part of a container path (`/usr/lib` of `/usr/lib/libz.so.1`), or `.`.
-/// Largest ld.so.cache read into memory (Debian's full desktop cache is about 200 KiB).
-const MAX_CACHE_BYTES: u64 = 4 << 20;
+/// Largest ld.so.cache read into memory whole (Debian's full desktop cache is about 200 KiB);
+/// a larger one is searched by positioned reads on the file, as the parser allows.
+const MAX_CACHE_BYTES: u64 = 1 << 20;
 
-/// The whole of an ld.so.cache file, when it is a regular file of at most
-/// [`MAX_CACHE_BYTES`].
-fn read_cache_bytes(f: &File) -> Option<Vec<u8>> {
+/// ld.so.cache as the lookups read it: in memory when small (one read instead of a pread and
+/// an fstat per probe, dozens per library), else the file itself.
+fn cache_source(f: File) -> Option<Box<dyn ReadAt>> {
     use std::io::Read;
     let len = f.metadata().ok().filter(|m| m.is_file())?.len();
     if len > MAX_CACHE_BYTES {
-        return None;
+        return Some(Box::new(f));
     }
     let mut out = Vec::with_capacity(usize::try_from(len).ok()?);
     f.take(MAX_CACHE_BYTES).read_to_end(&mut out).ok()?;
-    Some(out)
+    Some(Box::new(out))
 }
 
+/// The directory part of a container path (`/usr/lib` of `/usr/lib/libz.so.1`), or `.`.
 fn dir_of(path: &[u8]) -> Vec<u8> {
     match path.iter().rposition(|&b| b == b'/') {
         Some(0) => b"/".to_vec(),
@@ -494,7 +495,7 @@ struct Walk<'c, 'a> {
     sys_dirs: Option<Vec<Vec<u8>>>,
     musl_path_file: Option<String>,
     triplet: &'static str,
-    cache: Option<Option<(Vec<u8>, LdCache)>>,
+    cache: Option<Option<(Box<dyn ReadAt>, LdCache)>>,
     /// The root's (dev, ino), once asked: part of the memo key.
     root_id: Option<Option<(u64, u64)>>,
     probes: usize,
@@ -624,15 +625,13 @@ impl<'c, 'a> Walk<'c, 'a> {
         }
     }
 
-    fn cache(&mut self) -> Option<&(Vec<u8>, LdCache)> {
+    fn cache(&mut self) -> Option<&(Box<dyn ReadAt>, LdCache)> {
         if self.cache.is_none() {
-            // One bounded read into memory: a binary search by positioned reads on the file
-            // costs a pread and an fstat per probe, dozens per library.
             let opened = match self.c.root.resolve(b"/etc/ld.so.cache", true) {
                 Resolution::Found(r) => resolve::open_for_read(&r)
                     .ok()
-                    .and_then(|f| read_cache_bytes(&f))
-                    .and_then(|b| LdCache::parse(&b).map(|c| (b, c))),
+                    .and_then(cache_source)
+                    .and_then(|src| LdCache::parse(src.as_ref()).map(|c| (src, c))),
                 _ => None,
             };
             self.cache = Some(opened);
@@ -911,7 +910,7 @@ impl<'c, 'a> Walk<'c, 'a> {
                 }
                 Step::Cache => {
                     let paths = match self.cache() {
-                        Some((f, c)) => c.lookup(f, name, flags),
+                        Some((f, c)) => c.lookup(f.as_ref(), name, flags),
                         None => {
                             m.cache = Some("not in the image");
                             continue;
@@ -1792,6 +1791,35 @@ mod tests {
         );
         t.obj(&format!("{LIBDIR}/libc1.so.1"), &Obj::lib(&[]));
         assert!(t.diagnose(&["/app"], &[]).findings.is_empty());
+    }
+
+    #[test]
+    fn a_cache_too_large_for_memory_is_searched_on_the_file() {
+        let t = Tree::new();
+        t.glibc();
+        t.obj("/app", &prog(&["libc1.so.1"]));
+        t.obj("/opt/c/libc1.so.1", &Obj::lib(&[]));
+        let mut cache = write_cache(&[("libc1.so.1", 0x0303, "/opt/c/libc1.so.1")], false);
+        let small = cache.len();
+        // Trailing bytes past the string table change nothing for the loader.
+        cache.resize(usize::try_from(MAX_CACHE_BYTES).unwrap() + 4096, 0);
+        t.put("/etc/ld.so.cache", &cache, 0o644);
+        assert!(small < cache.len());
+        assert!(t.diagnose(&["/app"], &[]).findings.is_empty());
+        t.put(
+            "/etc/ld.so.cache",
+            &{
+                let mut c = write_cache(&[("libc1.so.1", 0x0a03, "/opt/c/libc1.so.1")], false);
+                c.resize(usize::try_from(MAX_CACHE_BYTES).unwrap() + 4096, 0);
+                c
+            },
+            0o644,
+        );
+        let d = t.diagnose(&["/app"], &[]);
+        assert_eq!(
+            only(&d, Code::MissingLibrary).evidence["ld_so_cache"],
+            "no entry"
+        );
     }
 
     #[test]

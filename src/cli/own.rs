@@ -208,7 +208,10 @@ fn check(a: CheckArgs, config_flag: Option<&OsString>) -> i32 {
             s.push('\n');
             s
         }
-        Format::Text => for_people(crate::diagnosis::render::text(&d)),
+        Format::Text => crate::diagnosis::render::for_stdout(
+            crate::diagnosis::render::text(&d),
+            crate::diagnosis::render::colourize,
+        ),
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     if d.verdict == crate::diagnosis::Verdict::Fail {
@@ -303,19 +306,11 @@ fn sweep(a: &CheckArgs, cfg: &crate::config::Config) -> Option<i32> {
             s.push('\n');
             s
         }
-        Format::Text => for_people(crate::diagnosis::render::sweep_text(&reports)),
+        Format::Text => crate::diagnosis::render::for_stdout(
+            crate::diagnosis::render::sweep_text(&reports),
+            crate::diagnosis::render::colourize,
+        ),
     };
     let _ = std::io::stdout().write_all(out.as_bytes());
     Some(crate::sweep::exit_code(&reports))
-}
-
-/// Text for a person: coloured on a terminal unless `NO_COLOR` says otherwise.
-fn for_people(text: String) -> String {
-    use std::io::IsTerminal;
-    let no_color = std::env::var_os("NO_COLOR");
-    if crate::diagnosis::render::use_colour(std::io::stdout().is_terminal(), no_color.as_deref()) {
-        crate::diagnosis::render::colourize(&text)
-    } else {
-        text
-    }
 }

@@ -77,6 +77,17 @@ pub fn use_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool
     is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// `text` painted by `paint` when it goes to a terminal on stdout and [`use_colour`] says so.
+pub fn for_stdout(text: String, paint: fn(&str) -> String) -> String {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR");
+    if use_colour(std::io::stdout().is_terminal(), no_color.as_deref()) {
+        paint(&text)
+    } else {
+        text
+    }
+}
+
 /// The text report with ANSI colour: severities and verdicts by weight, hints in green. Only
 /// whole known prefixes are coloured; the (already escaped) untrusted text is left as it is.
 pub fn colourize(text: &str) -> String {

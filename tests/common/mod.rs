@@ -497,20 +497,7 @@ pub fn run_limited(mut cmd: Command, what: &str, on_timeout: impl FnOnce()) -> O
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        let _ = tx.send((1, v));
-    });
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        let _ = tx2.send((2, v));
-    });
+    let pipes = Pipes::take(&mut child);
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {
@@ -525,15 +512,7 @@ pub fn run_limited(mut cmd: Command, what: &str, on_timeout: impl FnOnce()) -> O
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    for _ in 0..2 {
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok((1, v)) => stdout = v,
-            Ok((_, v)) => stderr = v,
-            Err(_) => break,
-        }
-    }
+    let (stdout, stderr) = pipes.collect();
     let o = Outcome {
         status,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -544,6 +523,56 @@ pub fn run_limited(mut cmd: Command, what: &str, on_timeout: impl FnOnce()) -> O
         "{what} did not finish within {CALL_TIMEOUT:?}: {o:?}"
     );
     o
+}
+
+/// A child's stdout and stderr read on two threads, so that neither pipe can fill and stall
+/// it; [`Pipes::collect`] after the child has ended.
+pub struct Pipes(mpsc::Receiver<(u8, Vec<u8>)>);
+
+impl Pipes {
+    /// Takes the child's piped stdout and stderr.
+    pub fn take(child: &mut std::process::Child) -> Pipes {
+        let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+        let streams: [(u8, Option<Box<dyn Read + Send>>); 2] = [
+            (
+                1,
+                child
+                    .stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            ),
+            (
+                2,
+                child
+                    .stderr
+                    .take()
+                    .map(|e| Box::new(e) as Box<dyn Read + Send>),
+            ),
+        ];
+        for (tag, stream) in streams {
+            let mut stream = stream.expect("stdout and stderr must be piped");
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = stream.read_to_end(&mut v);
+                let _ = tx.send((tag, v));
+            });
+        }
+        Pipes(rx)
+    }
+
+    /// (stdout, stderr); each waited for at most 5 s (a grandchild may hold a pipe open).
+    pub fn collect(self) -> (Vec<u8>, Vec<u8>) {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            match self.0.recv_timeout(Duration::from_secs(5)) {
+                Ok((1, v)) => stdout = v,
+                Ok((_, v)) => stderr = v,
+                Err(_) => break,
+            }
+        }
+        (stdout, stderr)
+    }
 }
 
 /// Runs `cmd` with stdout and stderr sent to files (for `create`, whose stdio becomes the
