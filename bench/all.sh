@@ -4,7 +4,7 @@
 # Usage: sudo bash bench/all.sh [EXECGUARD_BINARY]     (about 7 minutes on 2 cores)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-eg="${1:-$here/../target/release/execguard}"
+eg="${1:-$here/../target/$(rustc --print host-tuple)/release/execguard}"
 [ -x "$eg" ] || (cd "$here/.." && cargo build --release >&2)
 echo "## bench/compare.sh"; bash "$here/compare.sh" "$eg"; echo
 echo "## bench/docker.sh"; bash "$here/docker.sh" "$eg"; echo

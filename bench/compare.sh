@@ -18,7 +18,7 @@ done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 if [ -z "$EG" ]; then
-    EG="$ROOT/target/release/execguard"
+    EG="$ROOT/target/$(rustc --print host-tuple)/release/execguard"
     if [ ! -x "$EG" ]; then
         (cd "$ROOT" && cargo build --release >&2)
     fi

@@ -14,7 +14,7 @@ for a in "$@"; do
 done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-EG="$(readlink -f "${EG:-$ROOT/target/release/execguard}")"
+EG="$(readlink -f "${EG:-$ROOT/target/$(rustc --print host-tuple)/release/execguard}")"
 [ -x "$EG" ] || { echo "bench/docker.sh: no execguard binary at $EG (cargo build --release)" >&2; exit 1; }
 PAIRS=${BENCH_DOCKER_PAIRS:-40}
 [ "$SMOKE" = 1 ] && PAIRS=2

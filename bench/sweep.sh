@@ -21,7 +21,7 @@ done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOP="$(dirname "$HERE")"
 if [ -z "$EG" ]; then
-    EG="$TOP/target/release/execguard"
+    EG="$TOP/target/$(rustc --print host-tuple)/release/execguard"
     [ -x "$EG" ] || (cd "$TOP" && cargo build --release >&2)
 fi
 EG="$(readlink -f "$EG")"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root (runc needs it): sudo bash examples/demo.sh" >&2; exit 1; }
 [ -n "${EXECGUARD_SKIP_SETUP:-}" ] || bash .ci/setup
 cargo build --release --quiet
-eg=target/release/execguard
+eg="target/$(rustc --print host-tuple)/release/execguard"
 fixtures=${EXECGUARD_FIXTURES:-/var/cache/execguard-fixtures}
 
 # Fill the rootfs folders (binaries are not kept in the repository).
