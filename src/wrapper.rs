@@ -273,6 +273,10 @@ fn created_job(
     flavor: crate::check::Flavor,
 ) -> Result<Checked, String> {
     spec.root = PathBuf::from(format!("/proc/{pid}/root"));
+    // The kernel lets /proc/<pid>/root through only to a caller that may ptrace the init
+    // (fs/proc/base.c, proc_root_link and proc_fd_access_allowed): without CAP_SYS_PTRACE a
+    // container in its own user namespace refuses it. Say so rather than check nothing.
+    crate::rootfs::resolve::Root::open(&spec.root, Vec::new()).map_err(|e| e.to_string())?;
     let diagnosis = crate::check::diagnose_created(&spec, binfmt_root, flavor);
     Ok(Checked {
         diagnosis,
@@ -460,6 +464,22 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         report.emit(&diagnosis, Channel::Stderr, "started");
         return Outcome::Exec(runtime);
     };
+    // A warn-mode create deferred its checks to the live view: the bundle's view, made when
+    // there is no live view to use.
+    let bundle_view = |diagnosis: &mut Diagnosis| {
+        if !deferred {
+            return;
+        }
+        let flavor = crate::check::Flavor::of(&runtime.path);
+        let (sp, root) = (spec.clone(), cfg.binfmt_misc_root.clone());
+        match run_checks(move || Ok(static_diagnosis(&sp, root, flavor)), timeout) {
+            Ok(mut d) => {
+                d.silence(&cfg.silenced());
+                *diagnosis = d;
+            }
+            Err(skip) => say(&format!("checks skipped: {skip}")),
+        }
+    };
     // create: run the runtime as a child, then explain with what it really made.
     let status = match run_child(&runtime, call.args, &say, || {
         report.emit(&diagnosis, Channel::Stderr, "started")
@@ -470,17 +490,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
     if status != 0 {
         // create failed: the static view explains it, as the last error line after the
         // runtime's own (containerd shows the last one), carrying the runtime's words too.
-        if deferred {
-            let flavor = crate::check::Flavor::of(&runtime.path);
-            let (sp, root) = (spec.clone(), cfg.binfmt_misc_root.clone());
-            match run_checks(move || Ok(static_diagnosis(&sp, root, flavor)), timeout) {
-                Ok(mut d) => {
-                    d.silence(&cfg.silenced());
-                    diagnosis = d;
-                }
-                Err(skip) => say(&format!("checks skipped: {skip}")),
-            }
-        }
+        bundle_view(&mut diagnosis);
         report.emit(&diagnosis, Channel::Stderr, "create-failed");
         // Only an error finding explains a failed create, and only after the runtime's own
         // error line: with none, containerd falls back to the runtime's stderr, kept as is.
@@ -509,8 +519,8 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
         });
     let live = pid.and_then(|pid| {
         let flavor = crate::check::Flavor::of(&runtime.path);
-        let binfmt_root = cfg.binfmt_misc_root.clone();
-        match run_checks(move || created_job(spec, pid, binfmt_root, flavor), timeout) {
+        let (sp, binfmt_root) = (spec.clone(), cfg.binfmt_misc_root.clone());
+        match run_checks(move || created_job(sp, pid, binfmt_root, flavor), timeout) {
             Ok(c) => Some((pid, c.diagnosis)),
             Err(skip) => {
                 say(&format!(
@@ -520,6 +530,7 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
             }
         }
     });
+    let live_seen = live.is_some();
     let (channel, diagnosis) = match live {
         Some((pid, mut d)) => {
             d.silence(&cfg.silenced());
@@ -534,9 +545,15 @@ pub fn checked_start(call: &Call<'_>, what: Start) -> Outcome {
                 d,
             )
         }
-        None => (Channel::Stderr, diagnosis),
+        None => {
+            bundle_view(&mut diagnosis);
+            (Channel::Stderr, diagnosis)
+        }
     };
-    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail {
+    // Without a live view, an error the live view might not share (a missing file a hook or a
+    // mount provides) is no reason to undo a create the runtime made.
+    let unseen = !live_seen && live_may_differ;
+    if mode == Mode::Enforce && diagnosis.verdict == Verdict::Fail && !unseen {
         // Only the live view saw it (a hook or a volume put it there): undo the create.
         report.emit(&diagnosis, Channel::Stderr, "refused");
         report.refuse(&diagnosis);

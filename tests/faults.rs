@@ -2390,3 +2390,139 @@ fn a_rootfs_on_a_stalled_mount_hits_the_deadline_and_hands_over_to_the_runtime()
         "runc's own words unchanged"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// /proc/<pid>/root refused
+
+/// `cmd` with CAP_SYS_PTRACE dropped from its bounding set before exec, so neither it nor the
+/// runtime it starts has it: a hardened node. The kernel then refuses /proc/<pid>/root of a
+/// container in its own user namespace (fs/proc/base.c, proc_fd_access_allowed, and
+/// kernel/ptrace.c, __ptrace_may_access: other uid, no CAP_SYS_PTRACE), while runc still creates
+/// and starts it.
+fn without_ptrace(mut cmd: Command) -> Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // include/uapi/linux/capability.h: CAP_SYS_PTRACE is 19.
+            const CAP_SYS_PTRACE: libc::c_ulong = 19;
+            if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// `bundle` in its own user namespace (root inside is host uid 100000), with the mount points
+/// runc cannot make in a root it does not own, readable by the mapped root.
+fn in_user_namespace(b: &mut Bundle) {
+    for d in ["/proc", "/dev", "/sys"] {
+        b.mkdir(d, 0o755);
+    }
+    fs::set_permissions(b.path(), fs::Permissions::from_mode(0o755)).expect("chmod bundle");
+    let map = json!([{"containerID": 0, "hostID": 100_000, "size": 65_536}]);
+    let linux = &mut b.config["linux"];
+    linux["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
+    linux["uidMappings"] = map.clone();
+    linux["gidMappings"] = map;
+}
+
+/// User namespaces can be made (a missing one is a failure under CI).
+fn user_namespaces() -> bool {
+    require(
+        fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|s| s.trim() != "0"),
+        "user namespaces are disabled (/proc/sys/user/max_user_namespaces)",
+    )
+}
+
+/// The one line for a refused live view: it names what was skipped, why, and what was used.
+fn assert_live_skipped(line: &str, what: &str) {
+    assert!(
+        line.contains("live checks skipped, using the bundle's view")
+            && line.contains("/root")
+            && line.contains("Permission denied"),
+        "{what}: the line must say the live view was refused and the bundle's used: {line:?}"
+    );
+}
+
+#[test]
+fn a_refused_proc_root_is_one_line_and_the_container_runs_as_with_runc() {
+    if !runtime_ready() || !user_namespaces() {
+        return;
+    }
+    let mut b = good_bundle();
+    in_user_namespace(&mut b);
+    let r = create_and_start(without_ptrace(runc()), &[], &b, "noptrace-ref");
+    assert_eq!(
+        (r.create, r.start, r.stdout.as_slice()),
+        (0, Some(0), b"out\n".as_slice()),
+        "runc alone must create and run the container without CAP_SYS_PTRACE: {r:?}"
+    );
+    let mut c = without_ptrace(eg());
+    c.arg(RUNTIME_FLAG);
+    let w = create_and_start(c, &[], &b, "noptrace");
+    assert_eq!(
+        (w.create, w.start, w.stdout.as_slice()),
+        (r.create, r.start, r.stdout.as_slice()),
+        "the container must run as with runc: {w:?}"
+    );
+    let lines = execguard_lines(&w.stderr);
+    assert_eq!(lines.len(), 1, "one execguard line: {:?}", w.stderr);
+    assert_live_skipped(lines[0], "good bundle");
+    assert_eq!(
+        others(&w.stderr),
+        r.stderr,
+        "the container's own stderr must be untouched"
+    );
+}
+
+#[test]
+fn a_refused_proc_root_falls_back_to_the_bundle_view_and_enforce_does_not_undo_the_create() {
+    if !runtime_ready() || !user_namespaces() {
+        return;
+    }
+    let t = tmp();
+    // The bundle's view predicts the failure: the script's interpreter is not in the image.
+    let mut b = Bundle::busybox();
+    b.write("/app", b"#!/opt/missing/sh\necho hi\n", 0o755);
+    b.args(&["/app"]);
+    in_user_namespace(&mut b);
+    let r = create_and_start(without_ptrace(runc()), &[], &b, "noptrace-miss-ref");
+    assert_eq!(r.create, 0, "runc creates it: {r:?}");
+    assert!(
+        r.stderr.contains("no such file or directory"),
+        "the start fails on the missing interpreter: {r:?}"
+    );
+    for mode in ["warn", "enforce"] {
+        let mut c = without_ptrace(eg());
+        c.arg(RUNTIME_FLAG).arg(format!(
+            "--execguard-config={}",
+            mode_config(t.path(), mode).display()
+        ));
+        let w = create_and_start(c, &[], &b, "noptrace-miss");
+        // Without the live view, a missing file is no reason to undo what runc made.
+        assert_eq!(
+            (w.create, w.start, w.stdout.as_slice()),
+            (r.create, r.start, r.stdout.as_slice()),
+            "{mode}: create and start must be runc's: {w:?}"
+        );
+        let lines = execguard_lines(&w.stderr);
+        assert!(
+            lines
+                .first()
+                .is_some_and(|l| l.contains("live checks skipped")),
+            "{mode}: the skip is said first: {:?}",
+            w.stderr
+        );
+        assert_live_skipped(lines[0], mode);
+        assert!(
+            w.stderr.contains("[shebang-interpreter-missing]"),
+            "{mode}: the bundle's view must explain the start that will fail: {:?}",
+            w.stderr
+        );
+    }
+}
