@@ -1779,7 +1779,7 @@ fn names_with_terminal_escapes_and_bad_utf8_are_escaped_in_every_output() {
     // A nul byte inside args[0].
     let mut b = Bundle::busybox();
     b.args(&["/bin/busybox\u{0}\u{1b}[2J", "true"]);
-    cases.push(("esc-nul", b, Lead::Agree, ""));
+    cases.push(("esc-nul", b, Lead::Error("nul-in-argument"), "\\u{0000}"));
 
     for (tag, b, lead, shown) in &cases {
         let ok = if tag.contains("loader") { TINY_EXIT } else { 0 };

@@ -1207,6 +1207,69 @@ fn crun_behind_execguard_runs_an_ok_bundle_unchanged() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 12. NUL bytes in process.args
+
+#[test]
+fn a_nul_byte_in_args0_is_einval_under_runc() {
+    if !runtime_ready() {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/busybox\u{0}x", "echo", "hi"]);
+    let w = want("nul-in-argument", "EINVAL", "invalid argument");
+    prove_fails(&b, "nul-arg0", &w);
+}
+
+#[test]
+fn a_nul_byte_in_a_later_argument_is_einval_under_runc() {
+    if !runtime_ready() {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/busybox", "echo", "h\u{0}i"]);
+    let w = want(
+        "nul-in-argument",
+        "EINVAL",
+        "exec /bin/busybox: invalid argument",
+    );
+    let check = prove_fails(&b, "nul-arg2", &w);
+    assert_eq!(check.leading()["evidence"]["index"], 2, "{}", check.json);
+}
+
+#[test]
+fn crun_cuts_an_argument_at_its_nul_byte_and_execguard_warns() {
+    if !crun_ready() {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/busybox\u{0}x", "echo", "h\u{0}i"]);
+    let real = crun_run(&b, "crun-nul", false);
+    assert_eq!(
+        (real.code(), real.stdout.as_str()),
+        (0, "h\n"),
+        "crun runs /bin/busybox echo h: {real:?}"
+    );
+    let wrapped = crun_run(&b, "crun-nul-w", true);
+    assert_eq!(
+        (wrapped.code(), wrapped.stdout.as_str()),
+        (real.code(), real.stdout.as_str()),
+        "as crun alone: {wrapped:?}"
+    );
+    let lines = execguard_lines(&wrapped.stderr);
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.contains("crun cuts it there") && l.ends_with("[nul-in-argument]")),
+        "one warning first: {:?}",
+        wrapped.stderr
+    );
+    assert!(
+        !wrapped.stderr.contains("error"),
+        "a warning only: {wrapped:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // self-checks of this file's helpers
 
 #[test]

@@ -462,17 +462,84 @@ impl Checker<'_> {
     }
 
     fn process(&mut self, program: &mut Program) {
-        let args: Vec<Vec<u8>> = self
+        let mut args: Vec<Vec<u8>> = self
             .spec
             .args
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect();
+        let nul = args.iter().position(|a| a.contains(&0));
+        if let Some(i) = nul
+            && self.ctx.flavor == Flavor::Crun
+        {
+            // crun reads config.json into C strings (yajl, then strdup): every argument ends
+            // at its first NUL, and what is left is what it starts.
+            let shown = escape_bytes(&args[i]);
+            for a in &mut args {
+                if let Some(end) = a.iter().position(|b| *b == 0) {
+                    a.truncate(end);
+                }
+            }
+            let f = Finding::new(
+                Code::NulInArgument,
+                Severity::Warning,
+                format!(
+                    "process.args[{i}] {shown} holds a NUL byte: crun cuts it there and passes {}",
+                    escape_bytes(&args[i])
+                ),
+                "remove the NUL byte (\\u0000) from the argument in the image's or the pod's command"
+                    .into(),
+            )
+            .with("index", i);
+            self.add(f);
+        } else if let Some(0) = nul
+            && args[0].contains(&b'/')
+        {
+            // runc's LookPath stats the name; Go refuses a path with a NUL (EINVAL). A bare
+            // name is searched in PATH, where every candidate fails: not found (below).
+            let shown = escape_bytes(&args[0]);
+            let f = Finding::new(
+                Code::NulInArgument,
+                Severity::Error,
+                format!("process.args[0] {shown} holds a NUL byte: no path can, so the runtime cannot find the program"),
+                "remove the NUL byte (\\u0000) from the image's or the pod's command".into(),
+            )
+            .errno("EINVAL")
+            // runc's line holds the name twice, quoted by Go and raw, each escaped differently
+            // by its log: not something to reproduce byte for byte.
+            .expect(None)
+            .at(&args[0])
+            .with("index", 0);
+            self.add(f);
+            return;
+        }
         let before = self.findings.len();
         let Lookup::Found(path, res) = self.lookup_runtime(&args[0]) else {
             self.no_shell(&args, before);
             return;
         };
+        if let Some(i) = nul
+            && self.ctx.flavor != Flavor::Crun
+        {
+            // Go builds execve's argv as C strings and refuses one with a NUL before the
+            // syscall: the kernel never sees the file (syscall.BytePtrSliceFromString).
+            let f = Finding::new(
+                Code::NulInArgument,
+                Severity::Error,
+                format!(
+                    "process.args[{i}] {} holds a NUL byte: the runtime cannot pass it to execve",
+                    escape_bytes(&args[i])
+                ),
+                "remove the NUL byte (\\u0000) from the argument in the image's or the pod's command"
+                    .into(),
+            )
+            .errno("EINVAL")
+            .expect(format!("exec {}: invalid argument", escape_bytes(&path)))
+            .at(&path)
+            .with("index", i);
+            self.add(f);
+            return;
+        }
         program.path = Some(escape_bytes(&res.path));
         self.link(&path, "process");
         let x = Exec {

@@ -76,6 +76,9 @@ pub enum Code {
     RuntimeHandler,
     /// An ELF built for another architecture than the image's platform label says.
     PlatformLabelMismatch,
+    /// A NUL byte in `process.args`: no C string holds one (runc refuses with EINVAL, crun
+    /// cuts the argument there).
+    NulInArgument,
 }
 
 impl Code {
@@ -113,6 +116,7 @@ impl Code {
         Code::Unverifiable,
         Code::RuntimeHandler,
         Code::PlatformLabelMismatch,
+        Code::NulInArgument,
     ];
 
     /// The code as written in output and configuration (`arch-mismatch`).
@@ -150,6 +154,7 @@ impl Code {
             Code::Unverifiable => "unverifiable",
             Code::RuntimeHandler => "runtime-handler",
             Code::PlatformLabelMismatch => "platform-label-mismatch",
+            Code::NulInArgument => "nul-in-argument",
         }
     }
 
