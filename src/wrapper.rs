@@ -154,6 +154,14 @@ where
             *m = Some(crate::sanitize::escape_str(&payload));
         }
     }));
+    // One malloc arena: the checks thread would otherwise map a fresh 64 MiB arena of its
+    // own (mmap, munmap, mprotect and the page faults of its header) for a few KiB.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc parameter; no allocation is in flight on another
+    // thread (this thread is the only one yet).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("execguard-check".into())
