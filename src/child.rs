@@ -11,12 +11,11 @@
 //! shell reports it).
 
 use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::Pid;
 
-use crate::delegate::{MARKER, Runtime};
+use crate::delegate::Runtime;
 
 pub(crate) const FORWARDED: &[Signal] = &[
     Signal::SIGTERM,
@@ -71,35 +70,9 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> Result<i32, ChildError> {
     // the wait, and give the runtime what execguard inherited.
     // SAFETY: changing a signal disposition; the old one is kept and restored in the child.
     let old_chld = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    let mut cmd = std::process::Command::new(&runtime.path);
-    cmd.arg0(&runtime.path)
-        .args(args)
-        .env(MARKER, crate::delegate::marker_value());
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Killed with execguard (containerd kills the runtime on a timeout): the runtime
-            // then stops as it would have had it been killed itself. If execguard is already
-            // gone, stop now.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
-                libc::_exit(137);
-            }
-            if old_chld != libc::SIG_ERR {
-                libc::signal(libc::SIGCHLD, old_chld);
-            }
-            crate::delegate::restore_sigpipe();
-            nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&restore),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = cmd.spawn().map_err(ChildError::Spawn)?;
-    let pid = Pid::from_raw(child.id() as i32);
+    let vectors = crate::delegate::ExecVectors::new(runtime, args)
+        .map_err(|e| ChildError::Spawn(std::io::Error::other(e.to_string())))?;
+    let pid = spawn(&vectors, old_chld, restore).map_err(ChildError::Spawn)?;
     // The forwarder signals the child only while it has not been reaped (the lock orders the
     // two), so a signal can never reach a process that reused the pid.
     let reaped = std::sync::Arc::new(std::sync::Mutex::new(false));
@@ -145,15 +118,127 @@ pub fn run(runtime: &Runtime, args: &[OsString]) -> Result<i32, ChildError> {
         *done = true;
     }
     let status = loop {
-        match child.wait() {
-            Ok(s) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ChildError::Wait(e)),
+        let mut st: libc::c_int = 0;
+        // SAFETY: valid pointer; our own child, now reaped.
+        if unsafe { libc::waitpid(pid.as_raw(), &mut st, 0) } == pid.as_raw() {
+            break st;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(ChildError::Wait(e));
         }
     };
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    })
+}
+
+/// What the child of [`spawn`] reads (shared memory: the parent waits until it exec'd).
+struct Launch<'a> {
+    prog: *const libc::c_char,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    parent: libc::pid_t,
+    old_chld: libc::sighandler_t,
+    restore: libc::sigset_t,
+    /// errno of a failed execve, written by the child.
+    errno: std::sync::atomic::AtomicI32,
+}
+
+/// The child of [`spawn`], on its own stack in execguard's memory, until execve: only
+/// async-signal-safe calls that touch nothing but `Launch`.
+extern "C" fn launch(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Launch` the parent keeps alive while it is suspended (CLONE_VFORK).
+    let l = unsafe { &*(arg as *const Launch<'_>) };
+    // SAFETY: plain syscalls on this task; the signal dispositions are the child's own (no
+    // CLONE_SIGHAND), so the parent's stay as they are.
+    unsafe {
+        // Killed with execguard (containerd kills the runtime on a timeout): the runtime then
+        // stops as it would have had it been killed itself. If execguard is already gone, stop.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != l.parent {
+            libc::_exit(137);
+        }
+        if l.old_chld != libc::SIG_ERR {
+            libc::signal(libc::SIGCHLD, l.old_chld);
+        }
+        crate::delegate::restore_sigpipe();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &l.restore, std::ptr::null_mut());
+        libc::execve(l.prog, l.argv.as_ptr(), l.envp.as_ptr());
+        l.errno.store(
+            *libc::__errno_location(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        libc::_exit(127)
+    }
+}
+
+/// Start the runtime the way posix_spawn does: clone(CLONE_VM | CLONE_VFORK), so no page table
+/// is copied and this thread sleeps until the child has exec'd (fork copies execguard's
+/// mappings and then pays a copy-on-write fault for every page either side touches). All
+/// signals stay blocked until the child sets the runtime's mask right before execve.
+fn spawn(
+    v: &crate::delegate::ExecVectors,
+    old_chld: libc::sighandler_t,
+    restore: SigSet,
+) -> std::io::Result<Pid> {
+    let ptrs = |c: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        c.iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv, envp) = (ptrs(&v.argv), ptrs(&v.envp));
+    let launch_args = Launch {
+        prog: v.prog.as_ptr(),
+        argv: &argv,
+        envp: &envp,
+        parent: std::process::id() as libc::pid_t,
+        old_chld,
+        restore: *restore.as_ref(),
+        errno: std::sync::atomic::AtomicI32::new(0),
+    };
+    // The child's stack: it only makes a handful of syscalls.
+    let mut stack = vec![0u8; 64 << 10];
+    // SAFETY: the top of the buffer, 16-byte aligned as the ABI wants.
+    let top = unsafe { stack.as_mut_ptr().add(stack.len()) };
+    let top = (top as usize & !15) as *mut libc::c_void;
+    let mut before = SigSet::empty();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut before),
+    );
+    // SAFETY: `launch` only reads `launch_args` and the vectors, which outlive the call: with
+    // CLONE_VFORK clone returns once the child exec'd or exited.
+    let pid = unsafe {
+        libc::clone(
+            launch,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &launch_args as *const Launch<'_> as *mut libc::c_void,
+        )
+    };
+    let clone_error = std::io::Error::last_os_error();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&before),
+        None,
+    );
+    drop(stack);
+    if pid < 0 {
+        return Err(clone_error);
+    }
+    let errno = launch_args.errno.load(std::sync::atomic::Ordering::Relaxed);
+    if errno != 0 {
+        let mut st = 0;
+        // SAFETY: reaping the child that failed to exec.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        return Err(std::io::Error::from_raw_os_error(errno));
+    }
+    Ok(Pid::from_raw(pid))
 }
 
 /// Write `text` through the terminal (fd 2) of the container's init `pid`, without blocking.
@@ -182,6 +267,7 @@ pub fn read_pid_file(path: &std::path::Path) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delegate::MARKER;
     use std::path::PathBuf;
 
     fn rt(p: &str) -> Runtime {

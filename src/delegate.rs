@@ -224,49 +224,66 @@ pub fn choose(c: &Choice<'_>) -> Result<Runtime, DelegateError> {
     })
 }
 
+/// What execve gets to start the runtime: its path, argv (argv[0] the path as found, then the
+/// arguments byte for byte) and the inherited environment plus [`MARKER`], in the inherited
+/// order.
+pub(crate) struct ExecVectors {
+    /// The runtime's path.
+    pub prog: CString,
+    /// argv.
+    pub argv: Vec<CString>,
+    /// The environment.
+    pub envp: Vec<CString>,
+}
+
+impl ExecVectors {
+    /// The vectors for `runtime` with `args`.
+    ///
+    /// # Errors
+    /// EINVAL when the path or an argument holds a NUL byte.
+    pub(crate) fn new(runtime: &Runtime, args: &[OsString]) -> Result<ExecVectors, DelegateError> {
+        let to_c = |b: Vec<u8>| CString::new(b).ok();
+        let einval = || DelegateError::Exec {
+            path: runtime.path.clone(),
+            errno: nix::errno::Errno::EINVAL,
+        };
+        let prog = to_c(runtime.path.as_os_str().as_bytes().to_vec()).ok_or_else(einval)?;
+        let mut argv = Vec::with_capacity(args.len() + 1);
+        argv.push(prog.clone());
+        for a in args {
+            // An argument cannot hold a NUL byte when it came from argv.
+            argv.push(to_c(a.clone().into_vec()).ok_or_else(einval)?);
+        }
+        let mut envp: Vec<CString> = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            if k == MARKER {
+                continue;
+            }
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            if let Some(c) = to_c(kv) {
+                envp.push(c);
+            }
+        }
+        if let Some(c) = to_c(format!("{MARKER}={}", marker_value()).into_bytes()) {
+            envp.push(c);
+        }
+        Ok(ExecVectors { prog, argv, envp })
+    }
+}
+
 /// Replace this process with the runtime: argv[0] is the runtime's path as found, the other
 /// arguments are forwarded byte for byte, the environment is inherited plus [`MARKER`], and
 /// every inherited file descriptor stays open. Returns only on failure.
 pub fn exec(runtime: &Runtime, args: &[OsString]) -> DelegateError {
-    let to_c = |b: Vec<u8>| CString::new(b).ok();
-    let Some(prog) = to_c(runtime.path.as_os_str().as_bytes().to_vec()) else {
-        return DelegateError::Exec {
-            path: runtime.path.clone(),
-            errno: nix::errno::Errno::EINVAL,
-        };
+    let v = match ExecVectors::new(runtime, args) {
+        Ok(v) => v,
+        Err(e) => return e,
     };
-    let mut argv = Vec::with_capacity(args.len() + 1);
-    argv.push(prog.clone());
-    for a in args {
-        // An argument cannot hold a NUL byte when it came from argv.
-        match to_c(a.clone().into_vec()) {
-            Some(c) => argv.push(c),
-            None => {
-                return DelegateError::Exec {
-                    path: runtime.path.clone(),
-                    errno: nix::errno::Errno::EINVAL,
-                };
-            }
-        }
-    }
-    let mut envp: Vec<CString> = Vec::new();
-    for (k, v) in std::env::vars_os() {
-        if k == MARKER {
-            continue;
-        }
-        let mut kv = k.into_vec();
-        kv.push(b'=');
-        kv.extend_from_slice(v.as_bytes());
-        if let Some(c) = to_c(kv) {
-            envp.push(c);
-        }
-    }
-    if let Some(c) = to_c(format!("{MARKER}={}", marker_value()).into_bytes()) {
-        envp.push(c);
-    }
     // The runtime gets the SIGPIPE disposition execguard inherited.
     restore_sigpipe();
-    match nix::unistd::execve(&prog, &argv, &envp) {
+    match nix::unistd::execve(&v.prog, &v.argv, &v.envp) {
         Err(errno) => DelegateError::Exec {
             path: runtime.path.clone(),
             errno,
