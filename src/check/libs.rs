@@ -27,7 +27,9 @@
 //!
 //! Every finding here is a warning: exec itself succeeds, so enforce mode never refuses on them.
 
+use std::cell::OnceCell;
 use std::fs::File;
+use std::rc::Rc;
 
 use super::{Checker, Exec, base_name, join, read_prefix};
 use crate::diagnosis::{Code, Finding, Severity};
@@ -339,11 +341,13 @@ struct Lib {
     info: ElfInfo,
     header: Vec<u8>,
     file: File,
+    /// Its dynamic section, once read (a remembered library is read once per sweep).
+    dynamic: OnceCell<Option<Dynamic>>,
 }
 
 /// One candidate path.
 enum Probe {
-    Found(Box<Lib>),
+    Found(Rc<Lib>),
     Absent,
     /// An ELF file of the other class (glibc skips it and says so if nothing else is found).
     OtherClass(Vec<u8>, Option<Class>),
@@ -373,12 +377,7 @@ struct MemoKey {
 
 /// A remembered probe (an unknown one is never remembered).
 enum Memo {
-    Found {
-        path: Vec<u8>,
-        info: ElfInfo,
-        header: Vec<u8>,
-        file: File,
-    },
+    Found(Rc<Lib>),
     Absent,
     OtherClass(Vec<u8>, Option<Class>),
     Denied(Vec<u8>),
@@ -388,12 +387,7 @@ enum Memo {
 impl Memo {
     fn of(p: &Probe) -> Option<Memo> {
         Some(match p {
-            Probe::Found(l) => Memo::Found {
-                path: l.path.clone(),
-                info: l.info.clone(),
-                header: l.header.clone(),
-                file: l.file.try_clone().ok()?,
-            },
+            Probe::Found(l) => Memo::Found(Rc::clone(l)),
             Probe::Absent => Memo::Absent,
             Probe::OtherClass(p, c) => Memo::OtherClass(p.clone(), *c),
             Probe::Denied(p) => Memo::Denied(p.clone()),
@@ -402,24 +396,14 @@ impl Memo {
         })
     }
 
-    fn probe(&self) -> Option<Probe> {
-        Some(match self {
-            Memo::Found {
-                path,
-                info,
-                header,
-                file,
-            } => Probe::Found(Box::new(Lib {
-                path: path.clone(),
-                info: info.clone(),
-                header: header.clone(),
-                file: file.try_clone().ok()?,
-            })),
+    fn probe(&self) -> Probe {
+        match self {
+            Memo::Found(l) => Probe::Found(Rc::clone(l)),
             Memo::Absent => Probe::Absent,
             Memo::OtherClass(p, c) => Probe::OtherClass(p.clone(), *c),
             Memo::Denied(p) => Probe::Denied(p.clone()),
             Memo::Broken(p, w) => Probe::Broken(p.clone(), w),
-        })
+        }
     }
 }
 
@@ -435,16 +419,88 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     /// How many remembered probes hold a descriptor.
     static MEMO_FILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The ld.so.cache of the sweep's root (by its dev and inode), once read.
+    static LD_CACHE: std::cell::RefCell<Option<RootLdCache>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// Run `f` with library probes remembered on this thread: a sweep checks hundreds of
-/// programs of one root that load the same libraries. Off again afterwards.
+/// ld.so.cache as read: where lookups read it from, and its parsed index.
+type LdSource = (Box<dyn ReadAt>, LdCache);
+
+/// A root's (dev, ino) and its ld.so.cache, if it has a readable one.
+type RootLdCache = ((u64, u64), Option<Rc<LdSource>>);
+
+/// A root's (dev, ino) and a container path.
+type LoaderKey = ((u64, u64), Vec<u8>);
+
+/// Most ELF loaders remembered per thread.
+const LOADERS_MAX: usize = 64;
+
+/// What a check saw of a program's ELF loader that it could open and read: only what the
+/// file system decides (the user's permissions are judged again each time).
+pub(super) struct LoaderSeen {
+    /// Canonical container path it resolved to.
+    pub path: Vec<u8>,
+    /// `fstat` of it.
+    pub stat: libc::stat,
+    /// The directories searched on the way.
+    pub dirs: Vec<resolve::DirStep>,
+    /// Its headers and `DT_SONAME`; `None` when it is not an ELF file.
+    pub elf: Option<(ElfInfo, Option<Vec<u8>>)>,
+}
+
+thread_local! {
+    /// The loaders of a sweep's root, by the root's (dev, ino) and the container path asked.
+    static LOADERS: std::cell::RefCell<std::collections::HashMap<LoaderKey, Rc<LoaderSeen>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The key of a loader in the sweep's memo: none when the memo is off or the root has mounts
+/// (what lies under a mount is not the root's alone).
+fn loader_key(root: &resolve::Root, path: &[u8]) -> Option<LoaderKey> {
+    if !MEMO.with(|m| m.borrow().is_some()) || !root.mounts().is_empty() {
+        return None;
+    }
+    let st = root.stat().ok()?;
+    Some(((st.st_dev, st.st_ino), path.to_vec()))
+}
+
+/// The loader at `path` (absolute) as an earlier check of this sweep saw it.
+pub(super) fn remembered_loader(root: &resolve::Root, path: &[u8]) -> Option<Rc<LoaderSeen>> {
+    let key = loader_key(root, path)?;
+    LOADERS.with(|l| l.borrow().get(&key).cloned())
+}
+
+/// Remember what a check saw of the loader at `path` (absolute), for the rest of the sweep
+/// (`seen` is not called when the memo is off).
+pub(super) fn remember_loader(
+    root: &resolve::Root,
+    path: &[u8],
+    seen: impl FnOnce() -> LoaderSeen,
+) {
+    let Some(key) = loader_key(root, path) else {
+        return;
+    };
+    LOADERS.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() < LOADERS_MAX {
+            l.insert(key, Rc::new(seen()));
+        }
+    });
+}
+
+/// Run `f` with library probes, the root's ld.so.cache and its ELF loaders remembered on
+/// this thread: a sweep checks hundreds of programs of one root that load the same loader and
+/// libraries. What depends on the user (permissions) is judged again for each program. Off
+/// again afterwards, with every remembered file closed.
 pub fn with_probe_memo<T>(f: impl FnOnce() -> T) -> T {
     struct Off;
     impl Drop for Off {
         fn drop(&mut self) {
             MEMO.with(|m| *m.borrow_mut() = None);
             MEMO_FILES.with(|c| c.set(0));
+            LD_CACHE.with(|c| *c.borrow_mut() = None);
+            LOADERS.with(|l| l.borrow_mut().clear());
         }
     }
     MEMO.with(|m| *m.borrow_mut() = Some(std::collections::HashMap::new()));
@@ -454,7 +510,7 @@ pub fn with_probe_memo<T>(f: impl FnOnce() -> T) -> T {
 
 /// How one name's search ended.
 enum Outcome {
-    Found(Box<Lib>),
+    Found(Rc<Lib>),
     Missing(Box<Missing>),
     Unknown,
 }
@@ -495,7 +551,7 @@ struct Walk<'c, 'a> {
     sys_dirs: Option<Vec<Vec<u8>>>,
     musl_path_file: Option<String>,
     triplet: &'static str,
-    cache: Option<Option<(Box<dyn ReadAt>, LdCache)>>,
+    cache: Option<Option<Rc<LdSource>>>,
     /// The root's (dev, ino), once asked: part of the memo key.
     root_id: Option<Option<(u64, u64)>>,
     probes: usize,
@@ -625,18 +681,49 @@ impl<'c, 'a> Walk<'c, 'a> {
         }
     }
 
-    fn cache(&mut self) -> Option<&(Box<dyn ReadAt>, LdCache)> {
+    /// `/etc/ld.so.cache`, read once per diagnosis (once per root in a sweep).
+    fn cache(&mut self) -> Option<&LdSource> {
         if self.cache.is_none() {
-            let opened = match self.c.root.resolve(b"/etc/ld.so.cache", true) {
-                Resolution::Found(r) => resolve::open_for_read(&r)
-                    .ok()
-                    .and_then(cache_source)
-                    .and_then(|src| LdCache::parse(src.as_ref()).map(|c| (src, c))),
-                _ => None,
+            let root = if MEMO.with(|m| m.borrow().is_some()) {
+                self.root_key()
+            } else {
+                None
+            };
+            let remembered = root.and_then(|root| {
+                LD_CACHE.with(|c| {
+                    c.borrow()
+                        .as_ref()
+                        .filter(|(r, _)| *r == root)
+                        .map(|(_, v)| v.clone())
+                })
+            });
+            let opened = match remembered {
+                Some(v) => v,
+                None => {
+                    let v = match self.c.root.resolve(b"/etc/ld.so.cache", true) {
+                        Resolution::Found(r) => resolve::open_for_read(&r)
+                            .ok()
+                            .and_then(cache_source)
+                            .and_then(|src| LdCache::parse(src.as_ref()).map(|c| (src, c))),
+                        _ => None,
+                    }
+                    .map(Rc::new);
+                    if let Some(root) = root {
+                        LD_CACHE.with(|c| *c.borrow_mut() = Some((root, v.clone())));
+                    }
+                    v
+                }
             };
             self.cache = Some(opened);
         }
-        self.cache.as_ref().and_then(Option::as_ref)
+        self.cache.as_ref().and_then(Option::as_deref)
+    }
+
+    /// The root's (dev, ino), the memo's key for it.
+    fn root_key(&mut self) -> Option<(u64, u64)> {
+        *self
+            .root_id
+            .get_or_insert_with(|| self.c.root.stat().ok().map(|st| (st.st_dev, st.st_ino)))
     }
 
     /// Looks at one candidate path (through the sweep's memo when one is on).
@@ -648,12 +735,7 @@ impl<'c, 'a> Walk<'c, 'a> {
         if !MEMO.with(|m| m.borrow().is_some()) {
             return self.probe_fresh(path);
         }
-        let root = *self.root_id.get_or_insert_with(|| {
-            nix::sys::stat::fstat(self.c.root.fd())
-                .ok()
-                .map(|st| (st.st_dev, st.st_ino))
-        });
-        let Some(root) = root else {
+        let Some(root) = self.root_key() else {
             return self.probe_fresh(path);
         };
         let u = &self.c.user;
@@ -672,7 +754,7 @@ impl<'c, 'a> Walk<'c, 'a> {
         if let Some(hit) = MEMO.with(|m| {
             m.borrow()
                 .as_ref()
-                .and_then(|map| map.get(&key).and_then(Memo::probe))
+                .and_then(|map| map.get(&key).map(Memo::probe))
         }) {
             return hit;
         }
@@ -758,11 +840,12 @@ impl<'c, 'a> Walk<'c, 'a> {
                 _ => {}
             }
         }
-        Probe::Found(Box::new(Lib {
+        Probe::Found(Rc::new(Lib {
             path: abs,
             info,
             header,
             file,
+            dynamic: OnceCell::new(),
         }))
     }
 
@@ -959,7 +1042,7 @@ impl<'c, 'a> Walk<'c, 'a> {
         for dir in places {
             let p = join(&resolve::clean(&dir), name);
             if let Probe::Found(lib) = self.probe(&p) {
-                return Some(lib.path);
+                return Some(lib.path.clone());
             }
         }
         None
@@ -1199,7 +1282,10 @@ impl<'c, 'a> Walk<'c, 'a> {
                             self.libc_dir = Some(dir_of(&lib.path));
                         }
                         self.check_lib(&lib);
-                        let dynamic = dynamic::read(&lib.info, &lib.header, &lib.file);
+                        let dynamic = lib
+                            .dynamic
+                            .get_or_init(|| dynamic::read(&lib.info, &lib.header, &lib.file))
+                            .clone();
                         if let Some(d) = dynamic {
                             if let Some(s) = &d.soname
                                 && !self.loaded.contains(s)
@@ -1865,6 +1951,98 @@ mod tests {
         t.obj("/lib/libw.so", &Obj::lib(&[]));
         let _ = std::fs::remove_file(t.host(&format!("{LIBDIR}/libw.so")));
         assert!(t.diagnose(&["/app"], &[]).findings.is_empty());
+    }
+
+    #[test]
+    fn the_sweep_caches_change_no_diagnosis() {
+        let t = Tree::new();
+        t.glibc();
+        t.put(
+            "/etc/ld.so.cache",
+            &write_cache(&[("libbar.so.1", 0x0303, "/opt/bar/libbar.so.1")], false),
+            0o644,
+        );
+        t.obj("/opt/bar/libbar.so.1", &Obj::lib(&["libc.so.6"]));
+        t.obj("/app", &prog(&["libc.so.6"]));
+        t.obj("/app2", &prog(&["libfoo.so.1", "libc.so.6"]));
+        t.obj("/app3", &prog(&["libbar.so.1"]));
+        // One loader path, an x86-64 file: wrong for a 32-bit program, right for a 64-bit one
+        // (which then needs its soname).
+        let mut ld = Obj::lib(&[]);
+        ld.soname = Some(b"ld-special.so.9".to_vec());
+        t.obj("/lib/ld-linux-x.so.2", &ld);
+        let mut p32 = prog(&["libc.so.6"]);
+        p32.elf64 = false;
+        p32.machine = goblin::elf::header::EM_386;
+        p32.interp = Some(b"/lib/ld-linux-x.so.2".to_vec());
+        t.obj("/bin32", &p32);
+        let mut p64 = prog(&["ld-special.so.9", "libc.so.6"]);
+        p64.interp = Some(b"/lib/ld-linux-x.so.2".to_vec());
+        t.obj("/app64x", &p64);
+        // A loader that is not ELF, one only root may run, one reached through links.
+        t.put("/lib/ld-bad.so", b"not elf", 0o755);
+        let mut bad = prog(&["libc.so.6"]);
+        bad.interp = Some(b"/lib/ld-bad.so".to_vec());
+        t.obj("/notelf", &bad);
+        t.put("/lib/ld-root.so", &ld.build(), 0o700);
+        let mut rooted = prog(&["libc.so.6"]);
+        rooted.interp = Some(b"/lib/ld-root.so".to_vec());
+        t.obj("/rooted", &rooted);
+        t.link("/usr/lib/ld-via.so", "../../lib64/ld-linux-x86-64.so.2");
+        t.link("/lib/via", "/usr/lib");
+        let mut via = prog(&["libc.so.6"]);
+        via.interp = Some(b"/lib/via/ld-via.so".to_vec());
+        t.obj("/via", &via);
+        let mut gone = prog(&["libc.so.6"]);
+        gone.interp = Some(b"/lib/ld-gone.so".to_vec());
+        t.obj("/gone", &gone);
+        t.put("/script", b"#!/app\n", 0o755);
+        let runs = [
+            "/app", "/app2", "/app3", "/bin32", "/app64x", "/notelf", "/rooted", "/via", "/gone",
+            "/script",
+        ];
+        let diagnose = |prog: &str, uid: u32| {
+            let config = json!({
+                "ociVersion": "1.0.2",
+                "process": {"args": [prog], "cwd": "/", "user": {"uid": uid, "gid": uid}},
+                "root": {"path": "rootfs"},
+            });
+            let spec = crate::spec::from_slice(config.to_string().as_bytes(), t.dir.path())
+                .unwrap_or_else(|e| panic!("spec: {e}"));
+            serde_json::to_string(&crate::check::diagnose(&spec, &host()))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut want = Vec::new();
+        for uid in [0, 1000] {
+            for p in runs {
+                want.push(diagnose(p, uid));
+            }
+        }
+        let all = want.join("\n");
+        for code in [
+            "missing-library",
+            "interpreter-missing",
+            "ELIBBAD",
+            "EACCES",
+        ] {
+            assert!(all.contains(code), "{code} not covered: {all}");
+        }
+        crate::rootfs::resolve::with_dir_cache(|| {
+            with_probe_memo(|| {
+                for _ in 0..2 {
+                    let mut got = Vec::new();
+                    for uid in [0, 1000] {
+                        for p in runs {
+                            got.push(diagnose(p, uid));
+                        }
+                    }
+                    assert_eq!(got, want);
+                }
+                // The user after the loader was remembered for another one.
+                assert_eq!(diagnose("/rooted", 1000), want[runs.len() + 6]);
+                assert_eq!(diagnose("/rooted", 0), want[6]);
+            })
+        });
     }
 
     #[test]

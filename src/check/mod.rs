@@ -1891,46 +1891,61 @@ impl Checker<'_> {
     ) -> LoaderCheck {
         let shown = escape_bytes(&res.path);
         let lds = escape_bytes(ld);
-        let (_, r) = self.resolve(ld);
-        let lres = match r {
-            Resolution::Found(l) => l,
-            Resolution::Unverifiable { .. } => {
-                self.report_unresolved(ld, r, "the ELF loader", None);
-                return LoaderCheck::Unseen;
-            }
-            _ => {
-                let (libc_of_binary, fix) = libc_family(ld);
-                let present = self.present_loaders();
-                let mut msg = format!(
-                    "{shown} is dynamically linked and needs the loader {lds}, which does not exist in the container"
-                );
-                let mut hint = fix.to_string();
-                if let Some(other) = present.first() {
-                    let (img_libc, _) = libc_family(other.as_bytes());
-                    if img_libc != libc_of_binary {
-                        msg.push_str(&format!(
-                            " ({} binary, the image has {img_libc}'s loader {other})",
-                            libc_of_binary
-                        ));
-                        hint = format!(
-                            "the program was built against {libc_of_binary} but the image uses {img_libc}: build it for {img_libc} (or statically, e.g. CGO_ENABLED=0 for Go), use a {libc_of_binary}-based image, or add a compatibility layer (gcompat / libc6-compat on Alpine)"
-                        );
-                    }
-                }
-                let f = Finding::new(Code::InterpreterMissing, Severity::Error, msg, hint)
-                    .errno("ENOENT")
-                    .expect(exec_line(x, "ENOENT"))
-                    .at(&res.path)
-                    .with_bytes("loader", ld)
-                    .with("binary_libc", libc_of_binary)
-                    .with("loaders_in_image", present);
-                self.add(f);
-                return LoaderCheck::Stop;
-            }
+        let abs = if ld.starts_with(b"/") {
+            ld.to_vec()
+        } else {
+            join(self.spec.cwd.as_bytes(), ld)
         };
-        self.link(&lres.path, "elf-interpreter");
-        let lshown = escape_bytes(&lres.path);
-        let mode = lres.stat.st_mode;
+        // A sweep looks at each loader once: what the file system showed is remembered, the
+        // user's permissions are judged again below.
+        let seen = libs::remembered_loader(&self.root, &abs);
+        let fresh = match seen {
+            Some(_) => None,
+            None => match self.root.resolve(&abs, true) {
+                Resolution::Found(l) => Some(l),
+                r @ Resolution::Unverifiable { .. } => {
+                    self.report_unresolved(ld, r, "the ELF loader", None);
+                    return LoaderCheck::Unseen;
+                }
+                _ => {
+                    let (libc_of_binary, fix) = libc_family(ld);
+                    let present = self.present_loaders();
+                    let mut msg = format!(
+                        "{shown} is dynamically linked and needs the loader {lds}, which does not exist in the container"
+                    );
+                    let mut hint = fix.to_string();
+                    if let Some(other) = present.first() {
+                        let (img_libc, _) = libc_family(other.as_bytes());
+                        if img_libc != libc_of_binary {
+                            msg.push_str(&format!(
+                                " ({} binary, the image has {img_libc}'s loader {other})",
+                                libc_of_binary
+                            ));
+                            hint = format!(
+                                "the program was built against {libc_of_binary} but the image uses {img_libc}: build it for {img_libc} (or statically, e.g. CGO_ENABLED=0 for Go), use a {libc_of_binary}-based image, or add a compatibility layer (gcompat / libc6-compat on Alpine)"
+                            );
+                        }
+                    }
+                    let f = Finding::new(Code::InterpreterMissing, Severity::Error, msg, hint)
+                        .errno("ENOENT")
+                        .expect(exec_line(x, "ENOENT"))
+                        .at(&res.path)
+                        .with_bytes("loader", ld)
+                        .with("binary_libc", libc_of_binary)
+                        .with("loaders_in_image", present);
+                    self.add(f);
+                    return LoaderCheck::Stop;
+                }
+            },
+        };
+        let (lpath, lstat, ldirs) = match (&seen, &fresh) {
+            (Some(s), _) => (s.path.clone(), s.stat, s.dirs.as_slice()),
+            (None, Some(l)) => (l.path.clone(), l.stat, l.dirs.as_slice()),
+            (None, None) => return LoaderCheck::Unseen,
+        };
+        self.link(&lpath, "elf-interpreter");
+        let lshown = escape_bytes(&lpath);
+        let mode = lstat.st_mode;
         let unusable = |why: String, errno: &'static str, hint: &str| {
             Finding::new(
                 Code::InterpreterMissing,
@@ -1942,7 +1957,7 @@ impl Checker<'_> {
             .expect(exec_line(x, errno))
             .at(&res.path)
             .with_bytes("loader", ld)
-            .with_bytes("loader_resolved", &lres.path)
+            .with_bytes("loader_resolved", &lpath)
         };
         if mode & libc::S_IFMT != libc::S_IFREG {
             self.add(unusable(
@@ -1952,9 +1967,8 @@ impl Checker<'_> {
             ));
             return LoaderCheck::Stop;
         }
-        if !self.user.may_exec(mode, lres.stat.st_uid, lres.stat.st_gid)
-            || lres
-                .dirs
+        if !self.user.may_exec(mode, lstat.st_uid, lstat.st_gid)
+            || ldirs
                 .iter()
                 .any(|d| !self.user.may_search(d.mode, d.uid, d.gid))
         {
@@ -1968,35 +1982,65 @@ impl Checker<'_> {
             ));
             return LoaderCheck::Stop;
         }
-        if let Some(why) = self.noexec(&lres) {
-            self.add(unusable(
-                format!("it lies on a noexec mount ({why})"),
-                "EACCES",
-                "drop noexec from that mount",
-            ));
-            return LoaderCheck::Stop;
-        }
-        let Ok(lfile) = resolve::open_for_read(&lres) else {
-            return LoaderCheck::Unseen;
+        let parsed = match (&seen, fresh) {
+            // Remembered only once it was found on an exec mount, opened and read.
+            (Some(s), _) => s.elf.clone(),
+            (None, Some(lres)) => {
+                if let Some(why) = self.noexec(&lres) {
+                    self.add(unusable(
+                        format!("it lies on a noexec mount ({why})"),
+                        "EACCES",
+                        "drop noexec from that mount",
+                    ));
+                    return LoaderCheck::Stop;
+                }
+                let Ok(lfile) = resolve::open_for_read(&lres) else {
+                    return LoaderCheck::Unseen;
+                };
+                let mut lh = vec![0u8; 1024];
+                let n = read_prefix(&lfile, &mut lh);
+                lh.truncate(n);
+                let parsed = elf::parse(&lh, &lfile).map(|li| {
+                    let native = li.machine == info.machine
+                        && li.class == info.class
+                        && li.endian == info.endian;
+                    // The soname matters only for a loader the program can use.
+                    let soname = if native {
+                        crate::inspect::dynamic::read(&li, &lh, &lfile).and_then(|d| d.soname)
+                    } else {
+                        None
+                    };
+                    (li, soname)
+                });
+                // Another program's loader of another machine would need its soname read.
+                if parsed.as_ref().is_none_or(|(li, _)| {
+                    li.machine == info.machine && li.class == info.class && li.endian == info.endian
+                }) {
+                    libs::remember_loader(&self.root, &abs, || libs::LoaderSeen {
+                        path: lres.path.clone(),
+                        stat: lres.stat,
+                        dirs: lres.dirs.clone(),
+                        elf: parsed.clone(),
+                    });
+                }
+                parsed
+            }
+            (None, None) => return LoaderCheck::Unseen,
         };
-        let mut lh = vec![0u8; 1024];
-        let n = read_prefix(&lfile, &mut lh);
-        lh.truncate(n);
-        match elf::parse(&lh, &lfile) {
-            Some(li)
+        match parsed {
+            Some((li, soname))
                 if li.machine == info.machine
                     && li.class == info.class
                     && li.endian == info.endian =>
             {
-                let soname = crate::inspect::dynamic::read(&li, &lh, &lfile).and_then(|d| d.soname);
                 LoaderCheck::Usable(Box::new(libs::Loader {
                     interp: ld.to_vec(),
                     soname,
                     info: li,
-                    path: lres.path.clone(),
+                    path: lpath,
                 }))
             }
-            Some(li) => {
+            Some((li, _)) => {
                 self.add(unusable(
                     format!(
                         "it is {}, but the program is {}",

@@ -19,6 +19,16 @@
 //! - nothing is ever opened for reading here except through [`open_for_read`], which refuses
 //!   everything but a regular file and never blocks.
 //!
+//! A sweep resolves hundreds of paths of one root through the same few directories. Inside
+//! [`with_dir_cache`], each thread remembers what the walk saw at a canonical container path of
+//! a root without mounts, the way the kernel's dentry cache does (fs/dcache.c `d_lookup`): the
+//! `O_PATH` fd and `fstat` of a directory, or the target of a symlink the walk followed. A
+//! later walk through the same path takes the remembered step instead of `openat`, `fstat`,
+//! `fstatfs` and `readlinkat`; everything else (link counting, `..`, the search-permission
+//! record, the final component) is the same walk, so the outcome is the one the uncached walk
+//! reaches. The cache is bounded ([`DIR_CACHE_FDS`], [`DIR_CACHE_ENTRIES`]) and its fds are
+//! closed when the scope ends.
+//!
 //! Directories missing from the image on the way to a mount point are created by the runtime;
 //! the walk treats them as empty directories holding only those mount points.
 //!
@@ -28,11 +38,15 @@
 //! following the image's symlinks, with components that do not exist yet taken lexically (the
 //! runtime creates them). A destination without symlinks is just its lexically cleaned form.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2, readlinkat};
@@ -63,6 +77,117 @@ const FD_WINDOW: usize = 64;
 /// Bound on the bytes of directory paths recorded in [`DirStep`]s. Only a walk pushed far below
 /// `PATH_MAX` by chains of links reaches it; it then ends with [`Resolution::Error`].
 const DIRS_BYTES_MAX: usize = 32 << 20;
+
+/// Most directories (each holding an open `O_PATH` fd) one thread's directory cache keeps;
+/// past it, new directories are walked as without the cache.
+pub const DIR_CACHE_FDS: usize = 128;
+
+/// Most entries (directories and symlinks) one thread's directory cache keeps.
+pub const DIR_CACHE_ENTRIES: usize = 1024;
+
+/// What a walk saw at one canonical container path.
+#[derive(Clone)]
+enum Dentry {
+    /// A directory: its `O_PATH` fd (shared with the walks standing in it) and its `fstat`.
+    Dir(Rc<OwnedFd>, FileStat),
+    /// A symlink that is not on procfs: its target, as read.
+    Link(Rc<[u8]>),
+}
+
+/// One thread's directory cache: the root it belongs to and what was seen under it.
+#[derive(Default)]
+struct DirCache {
+    /// The rootfs last opened without mounts: its host path, fd and `fstat`.
+    opened: Option<(PathBuf, Arc<OwnedFd>, FileStat)>,
+    /// (dev, ino) of the root the entries are relative to.
+    root: Option<(u64, u64)>,
+    entries: HashMap<Vec<u8>, Dentry>,
+    fds: usize,
+}
+
+thread_local! {
+    /// The directory cache of a sweep (`None`: off, as for every single check).
+    static DIR_CACHE: RefCell<Option<DirCache>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with resolved directories remembered on this thread, for the roots opened without
+/// mounts (a rootfs sweep): a later resolution through the same canonical directory or followed
+/// symlink takes it from the cache. Every resolution ends as it would without the cache, as long
+/// as the root does not change while `f` runs; one scope is meant for one root (a root of
+/// another directory starts the cache over). Nested scopes share the outer one; the fds are
+/// closed when the outermost scope ends.
+pub fn with_dir_cache<T>(f: impl FnOnce() -> T) -> T {
+    struct Off(bool);
+    impl Drop for Off {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = DIR_CACHE.try_with(|c| c.borrow_mut().take());
+            }
+        }
+    }
+    let outer = DIR_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_some() {
+            false
+        } else {
+            *c = Some(DirCache::default());
+            true
+        }
+    });
+    let _off = Off(outer);
+    f()
+}
+
+/// Whether this thread's cache is on, made to belong to the root `id` (dropping what it held
+/// for another root).
+fn cache_admits(id: (u64, u64)) -> bool {
+    DIR_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(cache) = c.as_mut() else {
+            return false;
+        };
+        if cache.root != Some(id) {
+            *cache = DirCache {
+                opened: cache.opened.take(),
+                root: Some(id),
+                ..DirCache::default()
+            };
+        }
+        true
+    })
+}
+
+/// (entries, fds) of this thread's directory cache, `None` when it is off.
+#[cfg(test)]
+fn dir_cache_stats() -> Option<(usize, usize)> {
+    DIR_CACHE.with(|c| c.borrow().as_ref().map(|c| (c.entries.len(), c.fds)))
+}
+
+fn cache_get(path: &[u8]) -> Option<Dentry> {
+    DIR_CACHE.with(|c| c.borrow().as_ref()?.entries.get(path).cloned())
+}
+
+/// Remembers `entry` at `path` unless the cache is full; false when it was not kept.
+fn cache_put(path: &[u8], entry: Dentry) -> bool {
+    DIR_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(cache) = c.as_mut() else {
+            return false;
+        };
+        let fd = matches!(entry, Dentry::Dir(..));
+        if cache.entries.len() >= DIR_CACHE_ENTRIES
+            || (fd && cache.fds >= DIR_CACHE_FDS)
+            || cache.entries.contains_key(path)
+        {
+            return false;
+        }
+        cache.entries.insert(path.to_vec(), entry);
+        if fd {
+            cache.fds += 1;
+        }
+        true
+    })
+}
 
 /// What the runtime mounts at a destination, as far as resolution is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,10 +276,13 @@ impl Mount {
 /// through.
 #[derive(Debug)]
 pub struct Root {
-    fd: OwnedFd,
+    /// Shared with this thread's directory cache when the root was opened inside its scope.
+    fd: Arc<OwnedFd>,
     mounts: Vec<Mount>,
     /// Placed (canonical) destination of each mount, same order as `mounts`.
     points: Vec<Vec<u8>>,
+    /// `fstat` of `fd`, taken by the first walk that needs it.
+    stat: OnceLock<FileStat>,
 }
 
 /// A symlink followed during a resolution.
@@ -273,6 +401,23 @@ impl Root {
     ///
     /// The rootfs cannot be opened as a directory.
     pub fn open(rootfs: &Path, mut mounts: Vec<Mount>) -> io::Result<Root> {
+        if mounts.is_empty() {
+            // A sweep opens the same rootfs for every program: inside the directory cache's
+            // scope, the first open serves them all.
+            let reopened = DIR_CACHE.with(|c| {
+                let c = c.borrow();
+                let (path, fd, stat) = c.as_ref()?.opened.as_ref()?;
+                (path.as_path() == rootfs).then(|| (Arc::clone(fd), *stat))
+            });
+            if let Some((fd, stat)) = reopened {
+                return Ok(Root {
+                    fd,
+                    mounts,
+                    points: Vec::new(),
+                    stat: OnceLock::from(stat),
+                });
+            }
+        }
         let fd = open(
             rootfs,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -285,24 +430,53 @@ impl Root {
                 format!("cannot open rootfs {}: {e}", rootfs.display()),
             )
         })?;
+        let fd = Arc::new(fd);
+        if mounts.is_empty()
+            && DIR_CACHE.with(|c| c.borrow().is_some())
+            && let Ok(stat) = fstat(&*fd)
+        {
+            DIR_CACHE.with(|c| {
+                if let Some(cache) = c.borrow_mut().as_mut() {
+                    cache.opened = Some((rootfs.to_path_buf(), Arc::clone(&fd), stat));
+                }
+            });
+            return Ok(Root {
+                fd,
+                mounts,
+                points: Vec::new(),
+                stat: OnceLock::from(stat),
+            });
+        }
         mounts.sort_by_key(|m| m.index);
         let mut points: Vec<Vec<u8>> = Vec::with_capacity(mounts.len());
+        let stat = OnceLock::new();
         if mounts.len() > MAX_PLACED_MOUNTS {
             // Placing a mount walks past every earlier one: beyond a spec any engine writes,
             // take destinations lexically (exact unless they run through the image's links).
             points.extend(mounts.iter().map(|m| clean(&m.destination)));
-            return Ok(Root { fd, mounts, points });
+            return Ok(Root {
+                fd,
+                mounts,
+                points,
+                stat,
+            });
         }
         for rank in 0..mounts.len() {
             let ctx = Ctx {
                 root: fd.as_fd(),
+                root_stat: &stat,
                 mounts: &mounts,
                 points: &points,
             };
             let point = place(ctx, rank);
             points.push(point);
         }
-        Ok(Root { fd, mounts, points })
+        Ok(Root {
+            fd,
+            mounts,
+            points,
+            stat,
+        })
     }
 
     /// The spec's mounts, sorted by [`Mount::index`].
@@ -325,6 +499,20 @@ impl Root {
     /// `O_PATH` fd of the rootfs directory.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// `fstat` of the rootfs directory, taken once per `Root` (by this or the first walk).
+    ///
+    /// # Errors
+    ///
+    /// The host's `fstat` failed.
+    pub fn stat(&self) -> io::Result<FileStat> {
+        if let Some(stat) = self.stat.get() {
+            return Ok(*stat);
+        }
+        let stat = fstat(&self.fd)?;
+        let _ = self.stat.set(stat);
+        Ok(stat)
     }
 
     /// Resolve a container path (`/usr/bin/app`; a relative path is taken from `/`), following
@@ -360,6 +548,13 @@ impl Root {
             Ok(walk) => walk,
             Err(stop) => return stop.into_resolution(ctx, Vec::new(), Vec::new()),
         };
+        // Only a root without mounts: every canonical path then names one object of the root.
+        walk.cached = ctx.points.is_empty()
+            && matches!(walk.root.node, Node::Root)
+            && walk
+                .root
+                .stat
+                .is_some_and(|s| cache_admits((s.st_dev, s.st_ino)));
         walk.push_components(path);
         let end = walk.run(follow_final);
         walk.finish(end)
@@ -368,6 +563,7 @@ impl Root {
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             root: self.fd.as_fd(),
+            root_stat: &self.stat,
             mounts: &self.mounts,
             points: &self.points,
         }
@@ -494,6 +690,8 @@ fn components(path: &[u8]) -> Vec<Vec<u8>> {
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     root: BorrowedFd<'a>,
+    /// `fstat` of `root`, once a walk took it.
+    root_stat: &'a OnceLock<FileStat>,
     mounts: &'a [Mount],
     points: &'a [Vec<u8>],
 }
@@ -558,6 +756,8 @@ enum Node {
     Root,
     /// An open `O_PATH` directory fd.
     Open(OwnedFd),
+    /// An `O_PATH` directory fd held by the directory cache.
+    Shared(Rc<OwnedFd>),
     /// fd dropped to bound descriptor use; reopened with `..` from its child when needed.
     Closed,
     /// A directory inside an opaque mount (created there by the runtime): no fd, no stat.
@@ -630,6 +830,16 @@ struct Walk<'a> {
     dirs_bytes: usize,
     record: bool,
     followed: u32,
+    /// Steps go through this thread's directory cache.
+    cached: bool,
+}
+
+/// Where the target of a symlink comes from.
+enum LinkText<'f> {
+    /// Read it from the link's `O_PATH` fd.
+    Fd(&'f OwnedFd),
+    /// The directory cache had it.
+    Known(Rc<[u8]>),
 }
 
 fn host_error(at: &[u8], e: Errno) -> Stop {
@@ -640,7 +850,14 @@ impl<'a> Walk<'a> {
     fn new(ctx: Ctx<'a>, record: bool) -> Result<Walk<'a>, Stop> {
         let root = match ctx.mount_at(b"/", None) {
             None => {
-                let stat = fstat(ctx.root).map_err(|e| host_error(b"/", e))?;
+                let stat = match ctx.root_stat.get() {
+                    Some(stat) => *stat,
+                    None => {
+                        let stat = fstat(ctx.root).map_err(|e| host_error(b"/", e))?;
+                        let _ = ctx.root_stat.set(stat);
+                        stat
+                    }
+                };
                 Entry {
                     prefix: 0,
                     node: Node::Root,
@@ -684,6 +901,7 @@ impl<'a> Walk<'a> {
             dirs_bytes: 0,
             record,
             followed: 0,
+            cached: false,
         })
     }
 
@@ -769,11 +987,15 @@ impl<'a> Walk<'a> {
         } else {
             self.path.clone()
         };
-        let Node::Open(child_fd) = &child.node else {
-            return Err(Stop::Error(
-                shown,
-                io::Error::other("directory fd missing during resolution"),
-            ));
+        let child_fd = match &child.node {
+            Node::Open(fd) => fd.as_fd(),
+            Node::Shared(fd) => fd.as_fd(),
+            _ => {
+                return Err(Stop::Error(
+                    shown,
+                    io::Error::other("directory fd missing during resolution"),
+                ));
+            }
         };
         let fd = openat(
             child_fd,
@@ -805,13 +1027,13 @@ impl<'a> Walk<'a> {
         let child_keeps_parent = self
             .stack
             .get(idx + 1)
-            .is_none_or(|e| e.mount_root || !matches!(e.node, Node::Open(_)));
+            .is_none_or(|e| e.mount_root || !matches!(e.node, Node::Open(_) | Node::Shared(_)));
         if child_keeps_parent {
             return;
         }
         if let Some(e) = self.stack.get_mut(idx)
             && !e.mount_root
-            && matches!(e.node, Node::Open(_))
+            && matches!(e.node, Node::Open(_) | Node::Shared(_))
         {
             e.node = Node::Closed;
         }
@@ -844,6 +1066,7 @@ impl<'a> Walk<'a> {
         let dirfd = match &self.top().node {
             Node::Root => self.ctx.root,
             Node::Open(fd) => fd.as_fd(),
+            Node::Shared(fd) => fd.as_fd(),
             Node::Virtual => {
                 if self.ctx.mount_below(&self.path, parent_rank).is_some() {
                     self.push_synthetic(prefix, Node::Virtual, parent_rank);
@@ -866,6 +1089,25 @@ impl<'a> Walk<'a> {
                 ));
             }
         };
+        // The cache answers only for what the walk goes on from (a directory, a followed link);
+        // the final object is always opened here.
+        match self.cached.then(|| cache_get(&self.path)).flatten() {
+            Some(Dentry::Dir(fd, stat)) => {
+                self.push(Entry {
+                    prefix,
+                    node: Node::Shared(fd),
+                    stat: Some(stat),
+                    rank: parent_rank,
+                    mount_root: false,
+                });
+                return Ok(None);
+            }
+            Some(Dentry::Link(target)) if !last || follow_final => {
+                self.follow(LinkText::Known(target), prefix, parent_rank)?;
+                return Ok(None);
+            }
+            _ => {}
+        }
         let fd = match openat(
             dirfd,
             name,
@@ -884,13 +1126,20 @@ impl<'a> Walk<'a> {
         let stat = fstat(&fd).map_err(|e| host_error(&self.path, e))?;
 
         if is_type(stat.st_mode, libc::S_IFLNK) && (!last || follow_final) {
-            self.follow(&fd, prefix, parent_rank)?;
+            self.follow(LinkText::Fd(&fd), prefix, parent_rank)?;
             return Ok(None);
         }
         if is_type(stat.st_mode, libc::S_IFDIR) {
+            let node = if self.cached {
+                let fd = Rc::new(fd);
+                cache_put(&self.path, Dentry::Dir(Rc::clone(&fd), stat));
+                Node::Shared(fd)
+            } else {
+                Node::Open(fd)
+            };
             self.push(Entry {
                 prefix,
-                node: Node::Open(fd),
+                node,
                 stat: Some(stat),
                 rank: parent_rank,
                 mount_root: false,
@@ -950,28 +1199,44 @@ impl<'a> Walk<'a> {
         }))
     }
 
-    /// Follow the symlink open as `fd` (fs/namei.c pick_link): count it, read it, queue its
-    /// components, and restart at the container root for an absolute target
-    /// (`nd_jump_root`, which under the runtime's pivot_root is the container root).
-    fn follow(&mut self, fd: &OwnedFd, prefix: usize, rank: Option<usize>) -> Result<(), Stop> {
+    /// Follow the symlink at the path just walked (fs/namei.c pick_link): count it, read it
+    /// (or take its target from the directory cache), queue its components, and restart at the
+    /// container root for an absolute target (`nd_jump_root`, which under the runtime's
+    /// pivot_root is the container root).
+    fn follow(
+        &mut self,
+        link: LinkText<'_>,
+        prefix: usize,
+        rank: Option<usize>,
+    ) -> Result<(), Stop> {
         self.followed = self.followed.saturating_add(1);
         if self.followed > MAXSYMLINKS {
             return Err(Stop::Loop(self.path.clone()));
         }
-        // procfs links (/proc/<pid>/root, /proc/<pid>/fd/N, ...) are magic: the kernel jumps to
-        // the object they stand for, not to their text, so their target cannot be predicted.
-        if fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC) {
-            return Err(match rank {
-                Some(rank) => Stop::Unverifiable(self.path.clone(), rank),
-                None => Stop::Error(
-                    self.path.clone(),
-                    io::Error::other("procfs link inside the rootfs"),
-                ),
-            });
-        }
-        let target = readlinkat(fd, "")
-            .map_err(|e| host_error(&self.path, e))?
-            .into_vec();
+        let target: Vec<u8> = match link {
+            LinkText::Known(target) => target.to_vec(),
+            LinkText::Fd(fd) => {
+                // procfs links (/proc/<pid>/root, /proc/<pid>/fd/N, ...) are magic: the kernel
+                // jumps to the object they stand for, not to their text, so their target
+                // cannot be predicted. They are never cached.
+                if fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC) {
+                    return Err(match rank {
+                        Some(rank) => Stop::Unverifiable(self.path.clone(), rank),
+                        None => Stop::Error(
+                            self.path.clone(),
+                            io::Error::other("procfs link inside the rootfs"),
+                        ),
+                    });
+                }
+                let target = readlinkat(fd, "")
+                    .map_err(|e| host_error(&self.path, e))?
+                    .into_vec();
+                if self.cached {
+                    cache_put(&self.path, Dentry::Link(Rc::from(target.as_slice())));
+                }
+                target
+            }
+        };
         if target.len() >= PATH_MAX {
             return Err(Stop::NameTooLong);
         }
@@ -1010,6 +1275,10 @@ impl<'a> Walk<'a> {
                 let top = self.stack.pop().unwrap_or(self.root);
                 let fd = match top.node {
                     Node::Open(fd) => fd,
+                    Node::Shared(fd) => match fd.try_clone() {
+                        Ok(fd) => fd,
+                        Err(error) => return Resolution::Error { at: path, error },
+                    },
                     Node::Root => match ctx.root.try_clone_to_owned() {
                         Ok(fd) => fd,
                         Err(error) => return Resolution::Error { at: path, error },
@@ -1884,15 +2153,34 @@ mod tests {
         }
         let root = t.open(Vec::new());
         let input = format!("/{d_1024}n/up");
+        let bottom = format!("/{d_1024}n");
+        let uncached = [
+            summary(&root.resolve(input.as_bytes(), true)),
+            summary(&root.resolve(bottom.as_bytes(), true)),
+        ];
         let r = found(root.resolve(input.as_bytes(), true));
         assert_eq!(r.links.len(), 4);
         assert_eq!(r.path.len(), 2 * (DEPTH - 1000) + "/mark".len());
         assert!(r.path.ends_with(b"/d/mark"));
         assert_eq!(Ok(id(&r)), kernel(&root, input.as_bytes(), true));
-        let bottom = format!("/{d_1024}n");
         let r = found(root.resolve(bottom.as_bytes(), true));
         assert_eq!(r.path.len(), 2 * DEPTH);
         assert_eq!(Ok(id(&r)), kernel(&root, bottom.as_bytes(), true));
+        // The directory cache keeps only its first directories; the rest of the walk drops
+        // and reopens fds as without it, and ends in the same place.
+        with_dir_cache(|| {
+            for _ in 0..2 {
+                let cached = [
+                    summary(&root.resolve(input.as_bytes(), true)),
+                    summary(&root.resolve(bottom.as_bytes(), true)),
+                ];
+                assert_eq!(cached, uncached);
+            }
+            let (entries, fds) = dir_cache_stats().unwrap();
+            assert_eq!(fds, DIR_CACHE_FDS);
+            assert!(entries <= DIR_CACHE_ENTRIES);
+        });
+        assert_eq!(dir_cache_stats(), None);
     }
 
     /// A tree of links of every kind, repeated in /, /a and /a/b, for comparing with the
@@ -1995,6 +2283,223 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// Everything a resolution says, in comparable form (the fd by what it refers to).
+    fn summary(r: &Resolution) -> String {
+        match r {
+            Resolution::Found(f) => {
+                let st = fstat(&f.fd).unwrap();
+                assert_eq!((st.st_dev, st.st_ino), id(f));
+                format!(
+                    "found {:?} ino={:?} mode={:o} links={:?} dirs={:?} mount={:?}",
+                    String::from_utf8_lossy(&f.path),
+                    id(f),
+                    f.stat.st_mode,
+                    f.links,
+                    f.dirs,
+                    f.mount
+                )
+            }
+            Resolution::Error { at, error } => format!(
+                "error {:?} {:?} {:?}",
+                String::from_utf8_lossy(at),
+                error.kind(),
+                error.raw_os_error()
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The link tree plus directories reached through links and a root-level escape.
+    fn cache_tree() -> Tree {
+        let t = link_tree();
+        t.dir("usr/lib/x");
+        t.file("usr/lib/x/libc.so.6", "libc");
+        t.link("usr/lib/x/libc.so", "libc.so.6");
+        t.link("lib", "usr/lib");
+        t.link("lib64", "/usr/lib/../lib/");
+        t.link("usr/lib/x/up", "../../../../../etc");
+        t.link("usr/lib/abs", "/etc/hostname");
+        t.link("usr/lib/x/host", "/../../../../../canary");
+        t.link("loop1", "loop2");
+        t.link("loop2", "loop1");
+        fs::create_dir(t.at("locked")).unwrap();
+        fs::write(t.at("locked/f"), "x").unwrap();
+        fs::set_permissions(t.at("locked"), fs::Permissions::from_mode(0o700)).unwrap();
+        t
+    }
+
+    fn cache_paths() -> Vec<Vec<u8>> {
+        let fixed: &[&[u8]] = &[
+            b"/lib/x/libc.so",
+            b"/lib64/x/libc.so.6",
+            b"/lib/x/up/hostname",
+            b"/lib/x/up/../../../etc/hostname",
+            b"/lib/abs",
+            b"/lib/x/host",
+            b"/usr/lib/x/../../lib/x/libc.so.6",
+            b"/lib/x/",
+            b"/lib",
+            b"/lib/",
+            b"/lib/x/missing",
+            b"/lib/x/libc.so.6/x",
+            b"/loop1",
+            b"/locked/f",
+            b"/la/b/lr",
+            b"/a/b/lu/a/f",
+            b"/lo/lo/f",
+            b"/a/lf/",
+            b"../../la/lu/la",
+            b"/",
+        ];
+        let mut paths: Vec<Vec<u8>> = fixed.iter().map(|p| p.to_vec()).collect();
+        let mut runner = TestRunner::deterministic();
+        let strategy = token_path();
+        for _ in 0..400 {
+            paths.push(proptest::strategy::ValueTree::current(
+                &strategy.new_tree(&mut runner).unwrap(),
+            ));
+        }
+        paths
+    }
+
+    #[test]
+    fn the_dir_cache_resolves_as_the_uncached_walk() {
+        let t = cache_tree();
+        let root = t.open(Vec::new());
+        let paths = cache_paths();
+        let mut expected = Vec::new();
+        for p in &paths {
+            for follow in [true, false] {
+                expected.push(summary(&root.resolve(p, follow)));
+            }
+        }
+        assert!(
+            expected
+                .iter()
+                .any(|e| e.contains("ROOTFS") || e.contains("hostname"))
+        );
+        // Cold, then warm, then in another order in a fresh scope.
+        with_dir_cache(|| {
+            for _ in 0..2 {
+                let mut got = Vec::new();
+                for p in &paths {
+                    for follow in [true, false] {
+                        got.push(summary(&root.resolve(p, follow)));
+                    }
+                }
+                assert_eq!(got, expected);
+            }
+            let (entries, fds) = dir_cache_stats().unwrap();
+            assert!(fds >= 3 && entries > fds, "{entries} entries, {fds} fds");
+        });
+        with_dir_cache(|| {
+            for (i, p) in paths.iter().enumerate().rev() {
+                for (k, follow) in [true, false].into_iter().enumerate() {
+                    assert_eq!(
+                        summary(&root.resolve(p, follow)),
+                        expected[2 * i + k],
+                        "{}",
+                        String::from_utf8_lossy(p)
+                    );
+                }
+            }
+        });
+        // And with the kernel's own rooted walk, warm.
+        with_dir_cache(|| {
+            for p in &paths {
+                let _ = root.resolve(p, true);
+            }
+            for p in &paths {
+                for follow in [true, false] {
+                    assert_eq!(ours(&root, p, follow), kernel(&root, p, follow));
+                }
+            }
+        });
+        assert_eq!(dir_cache_stats(), None);
+    }
+
+    #[test]
+    fn the_dir_cache_never_leaves_the_root() {
+        let t = cache_tree();
+        let root = t.open(Vec::new());
+        with_dir_cache(|| {
+            for _ in 0..2 {
+                let r = found(root.resolve(b"/lib/x/up/hostname", true));
+                assert_eq!(r.path, b"/etc/hostname");
+                let mut s = String::new();
+                open_for_read(&r).unwrap().read_to_string(&mut s).unwrap();
+                assert_eq!(s, "ROOTFS");
+                // The host's canary beside the rootfs is never reached.
+                assert_eq!(
+                    not_found_at(&root.resolve(b"/lib/x/host", true)),
+                    b"/canary"
+                );
+                // The last component stays unfollowed where it was not followed.
+                let r = found(root.resolve(b"/lib/x/libc.so", false));
+                assert_eq!(r.stat.st_mode & libc::S_IFMT, libc::S_IFLNK);
+                assert_eq!(r.path, b"/usr/lib/x/libc.so");
+                let r = found(root.resolve(b"/lib", false));
+                assert_eq!(r.stat.st_mode & libc::S_IFMT, libc::S_IFLNK);
+            }
+        });
+    }
+
+    #[test]
+    fn the_dir_cache_is_per_root_and_off_with_mounts() {
+        let a = cache_tree();
+        let b = Tree::new();
+        b.dir("usr/lib/y");
+        b.link("lib", "usr/lib/y");
+        let ra = a.open(Vec::new());
+        let rb = b.open(Vec::new());
+        let want_b = summary(&rb.resolve(b"/lib/x/libc.so.6", true));
+        let want_b_hostname = summary(&rb.resolve(b"/lib/../../etc/hostname", true));
+        with_dir_cache(|| {
+            assert!(matches!(
+                ra.resolve(b"/lib/x/libc.so.6", true),
+                Resolution::Found(_)
+            ));
+            // Another root: what the cache held for the first one is not used.
+            assert_eq!(summary(&rb.resolve(b"/lib/x/libc.so.6", true)), want_b);
+            assert_eq!(
+                summary(&rb.resolve(b"/lib/../../etc/hostname", true)),
+                want_b_hostname
+            );
+            // A root with mounts walks without the cache.
+            let src = a.host("src");
+            fs::create_dir_all(src.join("x")).unwrap();
+            let rm = a.open(vec![bind(0, "/usr/lib", &src)]);
+            let before = dir_cache_stats().unwrap();
+            let r = found(rm.resolve(b"/lib/x", true));
+            assert_eq!(id(&r), id_of(&src.join("x")));
+            assert_eq!(r.mount, Some(0));
+            assert_eq!(dir_cache_stats().unwrap(), before);
+        });
+    }
+
+    #[test]
+    fn a_root_reopened_in_the_dir_cache_scope_is_shared() {
+        let t = cache_tree();
+        let other = Tree::new();
+        let outside = (t.open(Vec::new()), t.open(Vec::new()));
+        assert_ne!(outside.0.fd().as_raw_fd(), outside.1.fd().as_raw_fd());
+        with_dir_cache(|| {
+            let a = t.open(Vec::new());
+            let b = t.open(Vec::new());
+            assert_eq!(a.fd().as_raw_fd(), b.fd().as_raw_fd());
+            assert_eq!(a.stat().unwrap().st_ino, id_of(&t.root).1);
+            let c = other.open(Vec::new());
+            assert_ne!(c.fd().as_raw_fd(), a.fd().as_raw_fd());
+            assert_eq!(c.stat().unwrap().st_ino, id_of(&other.root).1);
+            drop((a, b));
+            let d = t.open(Vec::new());
+            assert_eq!(
+                found(d.resolve(b"/lib/x/libc.so.6", true)).path,
+                b"/usr/lib/x/libc.so.6"
+            );
+        });
     }
 
     #[test]
