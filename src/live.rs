@@ -28,10 +28,12 @@ pub(crate) fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)?;
-    if !f.metadata()?.is_file() {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut buf = Vec::new();
+    // Sized from the inode (one read instead of doubling from 32 bytes), never past the cap.
+    let mut buf = Vec::with_capacity(meta.len().min(cap).saturating_add(1) as usize);
     f.take(cap).read_to_end(&mut buf)?;
     Ok(buf)
 }

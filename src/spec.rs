@@ -6,7 +6,6 @@
 //! from the JSON value instead, and the view records why.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -168,11 +167,8 @@ pub fn load(bundle: &Path) -> Result<SpecView, SpecError> {
         path: path.clone(),
         source,
     };
-    let file = std::fs::File::open(&path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SPEC_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
+    // Non-blocking and regular files only: a FIFO in its place is an error, never a hang.
+    let bytes = crate::live::read_bounded(&path, MAX_SPEC_BYTES + 1).map_err(read_err)?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(SpecError::TooLarge { path });
     }
@@ -720,6 +716,27 @@ mod tests {
         let caps = v.caps.as_ref().unwrap();
         assert_eq!(caps.bounding, ["CAP_CHOWN"]);
         assert!(v.no_new_privileges);
+    }
+
+    #[test]
+    fn load_reads_the_file_and_refuses_a_fifo_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), SPEC).unwrap();
+        let v = load(dir.path()).unwrap();
+        assert_eq!(v.root, dir.path().join("rootfs"));
+        assert_eq!(v, from_slice(SPEC.as_bytes(), dir.path()).unwrap());
+        let fifo = tempfile::tempdir().unwrap();
+        let path = std::ffi::CString::new(
+            fifo.path()
+                .join("config.json")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        // No writer: a blocking open would never return.
+        assert!(matches!(load(fifo.path()), Err(SpecError::Read { .. })));
     }
 
     #[test]
