@@ -184,17 +184,10 @@ fn spawn(
     old_chld: libc::sighandler_t,
     restore: SigSet,
 ) -> std::io::Result<Pid> {
-    let ptrs = |c: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
-        c.iter()
-            .map(|s| s.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect()
-    };
-    let (argv, envp) = (ptrs(&v.argv), ptrs(&v.envp));
     let launch_args = Launch {
         prog: v.prog.as_ptr(),
-        argv: &argv,
-        envp: &envp,
+        argv: &v.argv,
+        envp: &v.envp,
         parent: std::process::id() as libc::pid_t,
         old_chld,
         restore: *restore.as_ref(),

@@ -8,7 +8,7 @@
 //! runtime's environment only; the container's environment comes from config.json.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -225,15 +225,25 @@ pub fn choose(c: &Choice<'_>) -> Result<Runtime, DelegateError> {
 }
 
 /// What execve gets to start the runtime: its path, argv (argv[0] the path as found, then the
-/// arguments byte for byte) and the inherited environment plus [`MARKER`], in the inherited
-/// order.
+/// arguments byte for byte) and the inherited environment as it is, minus any [`MARKER`] entry,
+/// plus a fresh [`MARKER`]. The environment is not copied: its entries are the process's own
+/// `environ` strings (execguard never changes its environment).
 pub(crate) struct ExecVectors {
     /// The runtime's path.
     pub prog: CString,
-    /// argv.
-    pub argv: Vec<CString>,
-    /// The environment.
-    pub envp: Vec<CString>,
+    /// Owns what `argv` points at.
+    _args: Vec<CString>,
+    /// Owns the marker entry `envp` ends with.
+    _marker: CString,
+    /// argv, NULL-terminated.
+    pub argv: Vec<*const libc::c_char>,
+    /// envp, NULL-terminated.
+    pub envp: Vec<*const libc::c_char>,
+}
+
+unsafe extern "C" {
+    /// The process environment (POSIX `environ`).
+    static environ: *const *const libc::c_char;
 }
 
 impl ExecVectors {
@@ -242,34 +252,48 @@ impl ExecVectors {
     /// # Errors
     /// EINVAL when the path or an argument holds a NUL byte.
     pub(crate) fn new(runtime: &Runtime, args: &[OsString]) -> Result<ExecVectors, DelegateError> {
-        let to_c = |b: Vec<u8>| CString::new(b).ok();
-        let einval = || DelegateError::Exec {
+        let einval = |_| DelegateError::Exec {
             path: runtime.path.clone(),
             errno: nix::errno::Errno::EINVAL,
         };
-        let prog = to_c(runtime.path.as_os_str().as_bytes().to_vec()).ok_or_else(einval)?;
-        let mut argv = Vec::with_capacity(args.len() + 1);
-        argv.push(prog.clone());
+        let prog = CString::new(runtime.path.as_os_str().as_bytes()).map_err(einval)?;
+        let mut owned = Vec::with_capacity(args.len());
         for a in args {
             // An argument cannot hold a NUL byte when it came from argv.
-            argv.push(to_c(a.clone().into_vec()).ok_or_else(einval)?);
+            owned.push(CString::new(a.as_bytes()).map_err(einval)?);
         }
-        let mut envp: Vec<CString> = Vec::new();
-        for (k, v) in std::env::vars_os() {
-            if k == MARKER {
-                continue;
+        let mut argv = Vec::with_capacity(owned.len() + 2);
+        argv.push(prog.as_ptr());
+        argv.extend(owned.iter().map(|c| c.as_ptr()));
+        argv.push(std::ptr::null());
+        let marker = CString::new(format!("{MARKER}={}", marker_value()))
+            .unwrap_or_else(|_| c"EXECGUARD_DELEGATED=1".to_owned());
+        let prefix = MARKER.as_bytes();
+        let mut envp = Vec::with_capacity(64);
+        // SAFETY: `environ` is the NULL-terminated array of NUL-terminated strings the process
+        // was started with; nothing in execguard changes the environment, so it stays valid.
+        unsafe {
+            let mut p = environ;
+            while !p.is_null() && !(*p).is_null() {
+                let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
+                let is_marker = entry.len() > prefix.len()
+                    && entry.starts_with(prefix)
+                    && entry[prefix.len()] == b'=';
+                if !is_marker {
+                    envp.push(*p);
+                }
+                p = p.add(1);
             }
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            if let Some(c) = to_c(kv) {
-                envp.push(c);
-            }
         }
-        if let Some(c) = to_c(format!("{MARKER}={}", marker_value()).into_bytes()) {
-            envp.push(c);
-        }
-        Ok(ExecVectors { prog, argv, envp })
+        envp.push(marker.as_ptr());
+        envp.push(std::ptr::null());
+        Ok(ExecVectors {
+            prog,
+            _args: owned,
+            _marker: marker,
+            argv,
+            envp,
+        })
     }
 }
 
@@ -283,18 +307,18 @@ pub fn exec(runtime: &Runtime, args: &[OsString]) -> DelegateError {
     };
     // The runtime gets the SIGPIPE disposition execguard inherited.
     restore_sigpipe();
-    match nix::unistd::execve(&v.prog, &v.argv, &v.envp) {
-        Err(errno) => DelegateError::Exec {
-            path: runtime.path.clone(),
-            errno,
-        },
-        Ok(never) => match never {},
+    // SAFETY: NULL-terminated arrays of NUL-terminated strings that `v` keeps alive.
+    unsafe { libc::execve(v.prog.as_ptr(), v.argv.as_ptr(), v.envp.as_ptr()) };
+    DelegateError::Exec {
+        path: runtime.path.clone(),
+        errno: nix::errno::Errno::last(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::PermissionsExt;
 
     fn exe(dir: &Path, name: &str) -> PathBuf {
@@ -302,6 +326,47 @@ mod tests {
         std::fs::write(&p, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    #[test]
+    fn exec_vectors_are_argv_and_the_inherited_environment_plus_one_marker() {
+        let rt = Runtime {
+            path: PathBuf::from("/usr/bin/runc"),
+            source: Source::Flag,
+        };
+        let args = [OsString::from("state"), OsString::from("id \u{1b}x")];
+        let v = ExecVectors::new(&rt, &args).unwrap();
+        let text = |p: *const libc::c_char| {
+            // SAFETY: the pointers of a live ExecVectors, NUL-terminated.
+            unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec()
+        };
+        assert_eq!(v.argv.last(), Some(&std::ptr::null()));
+        let argv: Vec<Vec<u8>> = v.argv[..v.argv.len() - 1]
+            .iter()
+            .map(|p| text(*p))
+            .collect();
+        assert_eq!(argv, [&b"/usr/bin/runc"[..], b"state", b"id \x1bx"]);
+        assert_eq!(v.envp.last(), Some(&std::ptr::null()));
+        let envp: Vec<Vec<u8>> = v.envp[..v.envp.len() - 1]
+            .iter()
+            .map(|p| text(*p))
+            .collect();
+        let (marker, inherited) = envp.split_last().unwrap();
+        assert_eq!(*marker, format!("{MARKER}={}", marker_value()).into_bytes());
+        let want: Vec<Vec<u8>> = std::env::vars_os()
+            .filter(|(k, _)| k != MARKER)
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect();
+        assert_eq!(
+            inherited,
+            want.as_slice(),
+            "the environment in its own order"
+        );
+        let nul = [OsString::from_vec(b"a\0b".to_vec())];
+        assert!(
+            ExecVectors::new(&rt, &nul).is_err(),
+            "an argument with a NUL byte"
+        );
     }
 
     #[test]
