@@ -212,13 +212,19 @@ fn hold_output(master: &OwnedFd, until: Instant, done: &AtomicBool) -> Vec<u8> {
     let mut chunk = [0u8; 1024];
     while held.len() < HOLD_BYTES {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || done.load(Ordering::Acquire) {
-            break;
-        }
+        // Past the limit or the runtime's end, still take what is already written (the
+        // runtime may have returned before this thread got the master): it must come after
+        // the diagnosis too. Then stop without waiting.
+        let last = left.is_zero() || done.load(Ordering::Acquire);
         // Short slices, so the runtime's end is noticed at once.
-        let ms = u16::try_from(left.as_millis().min(5)).unwrap_or(5);
+        let ms = if last {
+            0
+        } else {
+            u16::try_from(left.as_millis().min(5)).unwrap_or(5)
+        };
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if last => break,
             Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -456,6 +462,44 @@ mod tests {
             "a closed terminal is passed on at once, not after the hold limit"
         );
         assert_eq!(relay.finish(true), Some(Ok(())));
+    }
+
+    #[test]
+    fn output_written_before_a_late_hand_off_still_follows_the_text() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("caller.sock");
+        let caller = UnixListener::bind(&real).unwrap();
+        let relay = Relay::start(real, "execguard: why\n".into(), true).unwrap();
+        let relay_path = relay.path().to_path_buf();
+        let master = openpty();
+        let process_side = process_side(&master);
+        nix::unistd::write(&process_side, b"exec: Exec format error\n").unwrap();
+        // The runtime returned before the relay got the master (a loaded machine): the hold
+        // ends at once, but what is already on the terminal must still come after the text.
+        let ender = std::thread::spawn(move || relay.finish(true));
+        std::thread::sleep(Duration::from_millis(20));
+        let rt = UnixStream::connect(&relay_path).unwrap();
+        let fds = [master.as_raw_fd()];
+        sendmsg::<()>(
+            rt.as_raw_fd(),
+            &[IoSlice::new(b"/dev/pts/3")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        drop(master);
+        let (conn, _) = caller.accept().unwrap();
+        let (_, got) = recv_fd(conn.as_raw_fd()).unwrap();
+        drop(process_side);
+        let mut f = std::fs::File::from(got.expect("a terminal"));
+        let mut out = Vec::new();
+        let _ = f.read_to_end(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "execguard: why\r\nexec: Exec format error\r\n"
+        );
+        assert_eq!(ender.join().unwrap(), Some(Ok(())));
     }
 
     #[test]
