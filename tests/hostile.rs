@@ -790,32 +790,10 @@ impl Canary {
         // SAFETY: valid path and a two-element timespec array.
         let rc = unsafe { libc::utimensat(libc::AT_FDCWD, cpath.as_ptr(), times.as_ptr(), 0) };
         assert_eq!(rc, 0, "utimensat: {}", std::io::Error::last_os_error());
-        // SAFETY: plain syscall; the fd is owned right below.
-        let fd = unsafe {
-            libc::fanotify_init(
-                libc::FAN_CLASS_NOTIF | libc::FAN_NONBLOCK | libc::FAN_CLOEXEC,
-                (libc::O_RDONLY | libc::O_LARGEFILE) as libc::c_uint,
-            )
-        };
-        assert!(
-            fd >= 0,
-            "fanotify_init: {}",
-            std::io::Error::last_os_error()
+        let fan = fan_watch(
+            &target,
+            libc::FAN_OPEN | libc::FAN_ACCESS | libc::FAN_OPEN_EXEC | libc::FAN_ONDIR,
         );
-        // SAFETY: fd was just returned by fanotify_init.
-        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mask = libc::FAN_OPEN | libc::FAN_ACCESS | libc::FAN_OPEN_EXEC | libc::FAN_ONDIR;
-        // SAFETY: valid fd and path.
-        let rc = unsafe {
-            libc::fanotify_mark(
-                fan.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
-                mask,
-                libc::AT_FDCWD,
-                target.as_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "fanotify_mark: {}", std::io::Error::last_os_error());
         let mut c = Canary {
             dir,
             file,
@@ -855,45 +833,10 @@ impl Canary {
 
     /// The events fanotify saw since the last call, as text.
     fn events(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            // SAFETY: reads into a buffer of the given length.
-            let n = unsafe { libc::read(self.fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            let mut off = 0usize;
-            let meta = std::mem::size_of::<libc::fanotify_event_metadata>();
-            while off + meta <= n as usize {
-                // SAFETY: the kernel wrote a whole event record at `off`.
-                let ev: libc::fanotify_event_metadata =
-                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
-                let path = if ev.fd >= 0 {
-                    let p = fs::read_link(format!("/proc/self/fd/{}", ev.fd))
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    // SAFETY: the event's fd is ours to close.
-                    unsafe { libc::close(ev.fd) };
-                    p
-                } else {
-                    String::new()
-                };
-                let comm = fs::read_to_string(format!("/proc/{}/comm", ev.pid)).unwrap_or_default();
-                out.push(format!(
-                    "mask {:#x} pid {} ({}) {}",
-                    ev.mask,
-                    ev.pid,
-                    comm.trim(),
-                    path
-                ));
-                if ev.event_len == 0 {
-                    break;
-                }
-                off += ev.event_len as usize;
-            }
-        }
-        out
+        fan_events(&self.fan)
+            .into_iter()
+            .map(|e| format!("mask {:#x} pid {} ({}) {}", e.mask, e.pid, e.comm, e.path))
+            .collect()
     }
 
     /// Nothing opened, read or executed anything on the canary's file system, and its atime
@@ -920,6 +863,231 @@ impl Drop for Canary {
         // SAFETY: unmounts the tmpfs this guard mounted.
         unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
     }
+}
+
+/// A fanotify group watching every event of `mask` on the file system holding `target`.
+fn fan_watch(target: &CString, mask: u64) -> OwnedFd {
+    // SAFETY: plain syscall; the fd is owned right below.
+    let fd = unsafe {
+        libc::fanotify_init(
+            libc::FAN_CLASS_NOTIF | libc::FAN_NONBLOCK | libc::FAN_CLOEXEC,
+            (libc::O_RDONLY | libc::O_LARGEFILE) as libc::c_uint,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "fanotify_init: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: fd was just returned by fanotify_init.
+    let fan = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: valid fd and path.
+    let rc = unsafe {
+        libc::fanotify_mark(
+            fan.as_raw_fd(),
+            libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+            mask,
+            libc::AT_FDCWD,
+            target.as_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "fanotify_mark: {}", std::io::Error::last_os_error());
+    fan
+}
+
+/// One fanotify event.
+#[derive(Debug)]
+struct FanEvent {
+    mask: u64,
+    pid: i32,
+    comm: String,
+    path: String,
+}
+
+/// The events a fanotify group saw since the last call.
+fn fan_events(fan: &OwnedFd) -> Vec<FanEvent> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // SAFETY: reads into a buffer of the given length.
+        let n = unsafe { libc::read(fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let mut off = 0usize;
+        let meta = std::mem::size_of::<libc::fanotify_event_metadata>();
+        while off + meta <= n as usize {
+            // SAFETY: the kernel wrote a whole event record at `off`.
+            let ev: libc::fanotify_event_metadata =
+                unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
+            let path = if ev.fd >= 0 {
+                let p = fs::read_link(format!("/proc/self/fd/{}", ev.fd))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                // SAFETY: the event's fd is ours to close.
+                unsafe { libc::close(ev.fd) };
+                p
+            } else {
+                String::new()
+            };
+            let comm = fs::read_to_string(format!("/proc/{}/comm", ev.pid)).unwrap_or_default();
+            out.push(FanEvent {
+                mask: ev.mask,
+                pid: ev.pid,
+                comm: comm.trim().to_string(),
+                path,
+            });
+            if ev.event_len == 0 {
+                break;
+            }
+            off += ev.event_len as usize;
+        }
+    }
+    out
+}
+
+/// A private tmpfs over a bundle's folder, unmounted on drop (before the bundle's own folder
+/// goes): everything on it is the bundle's, so a fanotify mark on it sees only its files.
+struct OwnFs(PathBuf);
+
+impl OwnFs {
+    fn over(dir: &Path) -> OwnFs {
+        let target = CString::new(dir.as_os_str().as_bytes()).expect("path");
+        // SAFETY: valid NUL-terminated strings; the mount is undone on drop.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"size=64m,mode=0755".as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+        OwnFs(dir.to_path_buf())
+    }
+}
+
+impl Drop for OwnFs {
+    fn drop(&mut self) {
+        let p = CString::new(self.0.as_os_str().as_bytes()).expect("path");
+        // SAFETY: unmounts the tmpfs this guard mounted.
+        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Least privilege, watched by the kernel: across `check` of a bundle, a sweep of its whole
+/// root (every program opened), and `create` with the live check, execguard's process never
+/// opens a file of the rootfs or the bundle for writing, never modifies one and never executes
+/// one (fanotify on a file system holding only the bundle). The instrument can fail: the reads
+/// execguard makes are seen, and a write and an exec by anyone else are seen too.
+#[test]
+fn execguard_never_writes_or_executes_anything_of_the_bundle() {
+    if !ready() {
+        return;
+    }
+    let mut b = Bundle::empty();
+    let own = OwnFs::over(b.path());
+    fs::create_dir(b.rootfs()).expect("rootfs on the tmpfs");
+    fs::set_permissions(b.rootfs(), fs::Permissions::from_mode(0o755)).expect("chmod rootfs");
+    b.copy_in(HOST_BUSYBOX, "/bin/busybox", Some(0o755));
+    b.symlink("/bin/sh", "busybox");
+    b.mirror_host_path(Path::new("/bin/ls"));
+    for lib in ldd_paths("/bin/ls") {
+        b.mirror_host_path(&lib);
+    }
+    b.write("/app.sh", b"#!/bin/sh\nexec /bin/ls /\n", 0o755);
+    b.args(&["/app.sh"]);
+    b.save();
+    let target = CString::new(b.path().as_os_str().as_bytes()).expect("path");
+    let fan = fan_watch(
+        &target,
+        libc::FAN_OPEN
+            | libc::FAN_ACCESS
+            | libc::FAN_OPEN_EXEC
+            | libc::FAN_MODIFY
+            | libc::FAN_CLOSE_WRITE
+            | libc::FAN_ONDIR,
+    );
+    let bad = libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE | libc::FAN_OPEN_EXEC;
+    let watch = |mut c: Command, what: &str| -> (i32, Vec<FanEvent>) {
+        for k in OWN_ENV {
+            c.env_remove(k);
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let pid = child.id() as i32;
+        let st = child.wait().expect("wait");
+        assert!(st.code().is_some(), "{what}: {st:?}");
+        (pid, fan_events(&fan))
+    };
+    let mut check = Command::new(execguard_bin());
+    check.arg("check").arg("--bundle").arg(b.path());
+    let mut sweep = Command::new(execguard_bin());
+    sweep
+        .arg("check")
+        .arg("--rootfs")
+        .arg(b.rootfs())
+        .arg("--all");
+    for (c, what) in [(check, "check --bundle"), (sweep, "check --rootfs --all")] {
+        let (_, ev) = watch(c, what);
+        let wrote: Vec<&FanEvent> = ev.iter().filter(|e| e.mask & bad != 0).collect();
+        assert!(wrote.is_empty(), "{what} wrote or executed: {wrote:#?}");
+        assert!(
+            ev.iter()
+                .any(|e| e.path.ends_with("/lib/x86_64-linux-gnu/libc.so.6")
+                    || e.path.ends_with("/bin/busybox")),
+            "{what}: the instrument must see execguard's reads: {ev:#?}"
+        );
+    }
+    // create: the runtime is a child of its own; only execguard's pid is judged.
+    let id = unique_id("noexec-w");
+    let _g = ContainerGuard {
+        root: None,
+        id: id.clone(),
+    };
+    let mut create = Command::new(execguard_bin());
+    create
+        .arg(RUNTIME_FLAG)
+        .arg("create")
+        .arg("-b")
+        .arg(b.path())
+        .arg(&id);
+    let (pid, ev) = watch(create, "create");
+    let own_bad: Vec<&FanEvent> = ev
+        .iter()
+        .filter(|e| e.pid == pid && e.mask & bad != 0)
+        .collect();
+    assert!(
+        own_bad.is_empty(),
+        "create: execguard wrote or executed: {own_bad:#?}"
+    );
+    assert!(
+        ev.iter().any(|e| e.pid == pid),
+        "create: the instrument must see execguard's own reads: {ev:#?}"
+    );
+    // The instrument sees what it must refuse: runc's start executes the program.
+    let mut start = Command::new("/usr/bin/runc");
+    start.args(["start", &id]);
+    let (_, ev) = watch(start, "runc start");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ev: Vec<FanEvent> = ev;
+    ev.extend(fan_events(&fan));
+    assert!(
+        ev.iter().any(|e| e.mask & libc::FAN_OPEN_EXEC != 0),
+        "the instrument must see the container's exec: {ev:#?}"
+    );
+    fs::write(b.host("/written"), b"x").expect("write through the tmpfs");
+    assert!(
+        fan_events(&fan)
+            .iter()
+            .any(|e| e.mask & libc::FAN_CLOSE_WRITE != 0),
+        "the instrument must see a write"
+    );
+    drop(_g);
+    drop(own);
 }
 
 /// The instruments can fail: a read of the canary is seen (fanotify and atime), and the
