@@ -36,7 +36,9 @@ t0=$SECONDS
 cargo build --quiet --locked --manifest-path "$here/cri-client/Cargo.toml" --target-dir "$here/cri-client/target" \
   || { echo "FAIL: integration/cri-client does not build"; exit 1; }
 echo "built integration/cri-client in $((SECONDS - t0)) s"
-cri_bin="$here/cri-client/target/debug/cri-client"
+# The repository's .cargo/config.toml builds for the host tuple explicitly.
+cri_bin="$here/cri-client/target/$(rustc --print host-tuple)/debug/cri-client"
+[ -x "$cri_bin" ] || cri_bin="$here/cri-client/target/debug/cri-client"
 
 # Folders ctr, the shim and runc create on the host whatever containerd's config says (runc
 # state, ctr's fifos, shim sockets, the namespaces' cgroup parents): those that do not exist
