@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `docker run --rm IMAGE /bin/busybox true` with runc vs with execguard in front of runc, on a
 # private containerd + dockerd: interleaved pairs (the order alternates), the ratio of each pair,
-# and their median and spread. This VM drifts (RUNTIMES.md §8): pairs cancel the drift.
+# their median and spread, and a 95 % confidence interval of the median ratio. This VM drifts (RUNTIMES.md §8): pairs cancel the drift.
 # Usage: sudo bash bench/docker.sh [--smoke] [EXECGUARD_BINARY]
-#   BENCH_DOCKER_PAIRS  pairs (default 40; --smoke: 2)
+#   BENCH_DOCKER_PAIRS  pairs (default 100, about a minute; --smoke: 2)
 set -euo pipefail
 SMOKE=0 EG=""
 for a in "$@"; do
@@ -16,7 +16,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 EG="$(readlink -f "${EG:-$ROOT/target/$(rustc --print host-tuple)/release/execguard}")"
 [ -x "$EG" ] || { echo "bench/docker.sh: no execguard binary at $EG (cargo build --release)" >&2; exit 1; }
-PAIRS=${BENCH_DOCKER_PAIRS:-40}
+PAIRS=${BENCH_DOCKER_PAIRS:-100}
 [ "$SMOKE" = 1 ] && PAIRS=2
 for t in dockerd containerd /usr/bin/docker runc busybox; do
   command -v "$t" >/dev/null || { echo "bench/docker.sh: $t is missing" >&2; exit 1; }
@@ -61,9 +61,18 @@ summary() { # FIELD-EXPR -> median p25 p75 min max of that expression over the p
 read -r rm_ rq1 rq3 rmin rmax < <(summary '$1 / 1000')
 read -r em eq1 eq3 emin emax < <(summary '$2 / 1000')
 read -r qm qq1 qq3 qmin qmax < <(summary '$2 / $1')
+# Distribution-free 95 % confidence interval of the median ratio: the order statistics
+# n/2 -+ 0.98 sqrt(n) of the sorted ratios (the binomial test of the median, normal approximation).
+read -r clo chi < <(awk '{ print $2 / $1 }' "$W/pairs" | sort -g | awk '{ v[NR] = $1 } END {
+  n = NR; if (n == 0) { print "0 0"; exit }
+  d = 0.98 * sqrt(n); j = int(n / 2 - d); k = int(n / 2 + 1 + d + 0.999999)
+  if (j < 1) j = 1; if (k > n) k = n
+  printf "%.4f %.4f\n", v[j], v[k]
+}')
 echo "docker run --rm egbench:1 /bin/busybox true: $PAIRS interleaved pairs$([ "$SMOKE" = 1 ] && echo ' (SMOKE: figures meaningless)')"
 echo "| measurement | median | p25..p75 | min..max |"
 echo "| --- | --- | --- | --- |"
 printf '| runc | %.1f ms | %.1f..%.1f | %.1f..%.1f |\n' "$rm_" "$rq1" "$rq3" "$rmin" "$rmax"
 printf '| execguard in front of runc | %.1f ms | %.1f..%.1f | %.1f..%.1f |\n' "$em" "$eq1" "$eq3" "$emin" "$emax"
 printf '| ratio per pair (execguard / runc) | %.3f | %.3f..%.3f | %.3f..%.3f |\n' "$qm" "$qq1" "$qq3" "$qmin" "$qmax"
+printf '| 95 %% confidence interval of the median ratio | %.3f..%.3f | | |\n' "$clo" "$chi"
