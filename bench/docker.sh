@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `docker run --rm IMAGE /bin/busybox true` with runc vs with execguard in front of runc, on a
 # private containerd + dockerd: interleaved pairs (the order alternates), the ratio of each pair,
-# their median and spread, and a 95 % confidence interval of the median ratio. This VM drifts (RUNTIMES.md §8): pairs cancel the drift.
+# their median and spread, and a 95 % confidence interval of the median ratio. This VM drifts
+# (RUNTIMES.md §8): pairs cancel the drift.
 # Usage: sudo bash bench/docker.sh [--smoke] [EXECGUARD_BINARY]
 #   BENCH_DOCKER_PAIRS  pairs (default 100, about a minute; --smoke: 2)
 set -euo pipefail
