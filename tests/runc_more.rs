@@ -1237,6 +1237,50 @@ fn a_nul_byte_in_a_later_argument_is_einval_under_runc() {
 }
 
 #[test]
+fn environment_entries_runc_refuses_are_bad_environment() {
+    if !runtime_ready() {
+        return;
+    }
+    for (tag, entry, text) in [
+        ("env-noeq", "NOEQUALS", "invalid environment variable: "),
+        (
+            "env-noname",
+            "=x",
+            "environment variable name can't be empty: ",
+        ),
+        ("env-nul", "A\u{0}B=1", "can't contain null"),
+    ] {
+        let mut b = Bundle::busybox();
+        b.args(&["/bin/busybox", "echo", "hi"]);
+        b.env(&["PATH=/bin", entry]);
+        let w = Want {
+            code: "bad-environment",
+            errno: None,
+            runtime_text: text,
+            path: None,
+            chain: &[],
+        };
+        prove_fails(&b, tag, &w);
+    }
+}
+
+#[test]
+fn crun_takes_the_environment_runc_refuses_and_execguard_says_nothing() {
+    if !crun_ready() {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/busybox", "echo", "hi"]);
+    b.env(&["PATH=/bin", "NOEQUALS", "=x", "A\u{0}B=1"]);
+    let real = crun_run(&b, "crun-env", false);
+    assert_eq!((real.code(), real.stdout.as_str()), (0, "hi\n"), "{real:?}");
+    let wrapped = crun_run(&b, "crun-env-w", true);
+    assert_eq!(wrapped.code(), 0, "{wrapped:?}");
+    assert_eq!(wrapped.stdout, real.stdout);
+    assert_eq!(wrapped.stderr, real.stderr, "execguard adds nothing");
+}
+
+#[test]
 fn crun_cuts_an_argument_at_its_nul_byte_and_execguard_warns() {
     if !crun_ready() {
         return;

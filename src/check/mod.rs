@@ -411,6 +411,54 @@ pub fn diagnose_bundle(spec: &SpecView, host: &Host) -> Result<Diagnosis, String
     Ok(diagnose(spec, host))
 }
 
+/// The first `process.env` entry runc refuses, as a finding. runc's init validates the whole
+/// environment before it looks up or starts anything (libcontainer/init_linux.go,
+/// populateProcessEnvironment): an entry without `=`, with an empty name, or with a NUL byte
+/// fails the start. crun takes them all (it cuts at the NUL).
+fn bad_environment(env: &[String]) -> Option<Finding> {
+    let (entry, why, said) = env.iter().find_map(|e| {
+        let (why, said) = if e.contains('\0') {
+            let part = match e.split_once('=') {
+                Some((name, _)) if name.contains('\0') => "name",
+                _ => "value",
+            };
+            (
+                format!("holds a NUL byte in its {part}"),
+                format!("environment variable {part} can't contain null(\\x00)"),
+            )
+        } else if !e.contains('=') {
+            (
+                "has no '='".to_string(),
+                "invalid environment variable".to_string(),
+            )
+        } else if e.starts_with('=') {
+            (
+                "has an empty name".to_string(),
+                "environment variable name can't be empty".to_string(),
+            )
+        } else {
+            return None;
+        };
+        Some((e, why, said))
+    })?;
+    let shown = escape_bytes(entry.as_bytes());
+    // runc quotes the entry with Go's %q: only plain text is quoted the same by execguard.
+    let plain = entry
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let f = Finding::new(
+        Code::BadEnvironment,
+        Severity::Error,
+        format!("process.env entry {shown} {why}: runc refuses the environment before it starts anything"),
+        "write every entry as NAME=VALUE with a non-empty NAME and no NUL byte (ENV in the Dockerfile, env in the pod spec, -e on the command line)".into(),
+    )
+    .expect(plain.then(|| {
+        format!("unable to start container process: error during container init: {said}: \"{entry}\"")
+    }))
+    .with("entry", shown);
+    Some(f)
+}
+
 /// The spec's mounts in the resolver's terms.
 fn spec_mounts(spec: &SpecView) -> Vec<Mount> {
     spec.mounts
@@ -468,6 +516,12 @@ impl Checker<'_> {
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect();
+        if self.ctx.flavor != Flavor::Crun
+            && let Some(f) = bad_environment(&self.spec.env)
+        {
+            self.add(f);
+            return;
+        }
         let nul = args.iter().position(|a| a.contains(&0));
         if let Some(i) = nul
             && self.ctx.flavor == Flavor::Crun

@@ -79,6 +79,9 @@ pub enum Code {
     /// A NUL byte in `process.args`: no C string holds one (runc refuses with EINVAL, crun
     /// cuts the argument there).
     NulInArgument,
+    /// A `process.env` entry runc refuses before it starts anything: no `=`, an empty name,
+    /// or a NUL byte.
+    BadEnvironment,
 }
 
 impl Code {
@@ -117,6 +120,7 @@ impl Code {
         Code::RuntimeHandler,
         Code::PlatformLabelMismatch,
         Code::NulInArgument,
+        Code::BadEnvironment,
     ];
 
     /// The code as written in output and configuration (`arch-mismatch`).
@@ -155,6 +159,7 @@ impl Code {
             Code::RuntimeHandler => "runtime-handler",
             Code::PlatformLabelMismatch => "platform-label-mismatch",
             Code::NulInArgument => "nul-in-argument",
+            Code::BadEnvironment => "bad-environment",
         }
     }
 
