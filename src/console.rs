@@ -354,16 +354,7 @@ mod tests {
 
         // The runtime's side: connect, send the master with the terminal's name.
         let master = openpty();
-        let rt = UnixStream::connect(relay.path()).unwrap();
-        let fds = [master.as_raw_fd()];
-        sendmsg::<()>(
-            rt.as_raw_fd(),
-            &[IoSlice::new(b"/dev/pts/7")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
+        let _rt = send_master(relay.path(), &master, b"/dev/pts/7");
         drop(master);
 
         // The caller's side gets the same payload and a working master.
@@ -396,19 +387,25 @@ mod tests {
         unsafe { OwnedFd::from_raw_fd(fd) }
     }
 
-    /// The runtime's side: connect to the relay and send `master` as runc does.
-    fn hand_over(relay: &Relay, master: &OwnedFd) -> UnixStream {
-        let rt = UnixStream::connect(relay.path()).unwrap();
+    /// The runtime's side: connect to the relay's socket and send `master` with `payload` (the
+    /// terminal's name) as runc does.
+    fn send_master(sock: &Path, master: &OwnedFd, payload: &[u8]) -> UnixStream {
+        let rt = UnixStream::connect(sock).unwrap();
         let fds = [master.as_raw_fd()];
         sendmsg::<()>(
             rt.as_raw_fd(),
-            &[IoSlice::new(b"/dev/pts/3")],
+            &[IoSlice::new(payload)],
             &[ControlMessage::ScmRights(&fds)],
             MsgFlags::empty(),
             None,
         )
         .unwrap();
         rt
+    }
+
+    /// [`send_master`] to `relay` with the name `/dev/pts/3`.
+    fn hand_over(relay: &Relay, master: &OwnedFd) -> UnixStream {
+        send_master(relay.path(), master, b"/dev/pts/3")
     }
 
     /// The caller's side: the master from its socket, read to the end (EIO).
@@ -478,16 +475,7 @@ mod tests {
         // ends at once, but what is already on the terminal must still come after the text.
         let ender = std::thread::spawn(move || relay.finish(true));
         std::thread::sleep(Duration::from_millis(20));
-        let rt = UnixStream::connect(&relay_path).unwrap();
-        let fds = [master.as_raw_fd()];
-        sendmsg::<()>(
-            rt.as_raw_fd(),
-            &[IoSlice::new(b"/dev/pts/3")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
+        let _rt = send_master(&relay_path, &master, b"/dev/pts/3");
         drop(master);
         let (conn, _) = caller.accept().unwrap();
         let (_, got) = recv_fd(conn.as_raw_fd()).unwrap();
@@ -580,16 +568,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let relay = Relay::start(d.path().join("nobody.sock"), "x".into(), false).unwrap();
         let master = openpty();
-        let rt = UnixStream::connect(relay.path()).unwrap();
-        let fds = [master.as_raw_fd()];
-        sendmsg::<()>(
-            rt.as_raw_fd(),
-            &[IoSlice::new(b"p")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
+        let _rt = send_master(relay.path(), &master, b"p");
         for _ in 0..100 {
             if relay.thread.as_ref().is_some_and(JoinHandle::is_finished) {
                 break;

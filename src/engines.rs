@@ -86,6 +86,26 @@ fn read(path: &Path) -> Result<Option<String>, String> {
     }
 }
 
+/// The parsed config file of `e`, or None (missing: not found; unreadable or unparsable: the
+/// error is kept on `e`).
+fn load<T, E: std::fmt::Display>(
+    e: &mut Engine,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    let text = match read(path) {
+        Ok(t) => t?,
+        Err(err) => {
+            e.error = Some(err);
+            return None;
+        }
+    };
+    e.found = true;
+    parse(&text)
+        .map_err(|err| e.error = Some(format!("{}: {err}", path.display())))
+        .ok()
+}
+
 fn engine(name: &'static str, path: &Path) -> Engine {
     Engine {
         engine: name,
@@ -109,33 +129,26 @@ fn finish(mut e: Engine) -> Engine {
 /// Docker: `{"runtimes": {"NAME": {"path": "..."}}, "default-runtime": "NAME"}`.
 pub fn docker(path: &Path, me: Option<(u64, u64)>) -> Engine {
     let mut e = engine("docker", path);
-    match read(path) {
-        Ok(None) => {}
-        Err(err) => e.error = Some(err),
-        Ok(Some(text)) => {
-            e.found = true;
-            match serde_json::from_str::<serde_json::Value>(&text) {
-                Err(err) => e.error = Some(format!("{}: {err}", path.display())),
-                Ok(v) => {
-                    if let Some(rts) = v.get("runtimes").and_then(|r| r.as_object()) {
-                        for (name, rt) in rts {
-                            if rt
-                                .get("path")
-                                .and_then(|p| p.as_str())
-                                .is_some_and(|p| is_execguard(p, me))
-                            {
-                                e.execguard_runtimes.push(name.clone());
-                            }
-                        }
-                    }
-                    e.default_runtime = v
-                        .get("default-runtime")
-                        .and_then(|d| d.as_str())
-                        .map(str::to_string);
-                }
+    let Some(v) = load(&mut e, path, |t| {
+        serde_json::from_str::<serde_json::Value>(t)
+    }) else {
+        return finish(e);
+    };
+    if let Some(rts) = v.get("runtimes").and_then(|r| r.as_object()) {
+        for (name, rt) in rts {
+            if rt
+                .get("path")
+                .and_then(|p| p.as_str())
+                .is_some_and(|p| is_execguard(p, me))
+            {
+                e.execguard_runtimes.push(name.clone());
             }
         }
     }
+    e.default_runtime = v
+        .get("default-runtime")
+        .and_then(|d| d.as_str())
+        .map(str::to_string);
     finish(e)
 }
 
@@ -143,38 +156,30 @@ pub fn docker(path: &Path, me: Option<(u64, u64)>) -> Engine {
 /// `io.containerd.cri.v1.runtime` in version 3), `options.BinaryName`.
 pub fn containerd(path: &Path, me: Option<(u64, u64)>) -> Engine {
     let mut e = engine("containerd", path);
-    match read(path) {
-        Ok(None) => {}
-        Err(err) => e.error = Some(err),
-        Ok(Some(text)) => {
-            e.found = true;
-            match text.parse::<toml_edit::DocumentMut>() {
-                Err(err) => e.error = Some(format!("{}: {err}", path.display())),
-                Ok(doc) => {
-                    for plugin in ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"] {
-                        let Some(c) = doc
-                            .get("plugins")
-                            .and_then(|p| p.get(plugin))
-                            .and_then(|p| p.get("containerd"))
-                        else {
-                            continue;
-                        };
-                        if let Some(d) = c.get("default_runtime_name").and_then(|d| d.as_str()) {
-                            e.default_runtime = Some(d.to_string());
-                        }
-                        if let Some(rts) = c.get("runtimes").and_then(|r| r.as_table_like()) {
-                            for (name, rt) in rts.iter() {
-                                let bin = rt
-                                    .get("options")
-                                    .and_then(|o| o.get("BinaryName"))
-                                    .and_then(|b| b.as_str());
-                                if bin.is_some_and(|b| is_execguard(b, me)) {
-                                    e.execguard_runtimes.push(name.to_string());
-                                }
-                            }
-                        }
-                    }
-                }
+    let Some(doc) = load(&mut e, path, str::parse::<toml_edit::DocumentMut>) else {
+        return finish(e);
+    };
+    for plugin in ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"] {
+        let Some(c) = doc
+            .get("plugins")
+            .and_then(|p| p.get(plugin))
+            .and_then(|p| p.get("containerd"))
+        else {
+            continue;
+        };
+        if let Some(d) = c.get("default_runtime_name").and_then(|d| d.as_str()) {
+            e.default_runtime = Some(d.to_string());
+        }
+        let Some(rts) = c.get("runtimes").and_then(|r| r.as_table_like()) else {
+            continue;
+        };
+        for (name, rt) in rts.iter() {
+            let bin = rt
+                .get("options")
+                .and_then(|o| o.get("BinaryName"))
+                .and_then(|b| b.as_str());
+            if bin.is_some_and(|b| is_execguard(b, me)) {
+                e.execguard_runtimes.push(name.to_string());
             }
         }
     }
@@ -184,35 +189,26 @@ pub fn containerd(path: &Path, me: Option<(u64, u64)>) -> Engine {
 /// podman: `[engine] runtime = "NAME"` and `[engine.runtimes] NAME = ["/path", ...]`.
 pub fn podman(path: &Path, me: Option<(u64, u64)>) -> Engine {
     let mut e = engine("podman", path);
-    match read(path) {
-        Ok(None) => {}
-        Err(err) => e.error = Some(err),
-        Ok(Some(text)) => {
-            e.found = true;
-            match text.parse::<toml_edit::DocumentMut>() {
-                Err(err) => e.error = Some(format!("{}: {err}", path.display())),
-                Ok(doc) => {
-                    let eng = doc.get("engine");
-                    e.default_runtime = eng
-                        .and_then(|g| g.get("runtime"))
-                        .and_then(|r| r.as_str())
-                        .map(str::to_string);
-                    if let Some(rts) = eng
-                        .and_then(|g| g.get("runtimes"))
-                        .and_then(|r| r.as_table_like())
-                    {
-                        for (name, paths) in rts.iter() {
-                            let any = paths.as_array().is_some_and(|a| {
-                                a.iter()
-                                    .filter_map(|p| p.as_str())
-                                    .any(|p| is_execguard(p, me))
-                            });
-                            if any {
-                                e.execguard_runtimes.push(name.to_string());
-                            }
-                        }
-                    }
-                }
+    let Some(doc) = load(&mut e, path, str::parse::<toml_edit::DocumentMut>) else {
+        return finish(e);
+    };
+    let eng = doc.get("engine");
+    e.default_runtime = eng
+        .and_then(|g| g.get("runtime"))
+        .and_then(|r| r.as_str())
+        .map(str::to_string);
+    if let Some(rts) = eng
+        .and_then(|g| g.get("runtimes"))
+        .and_then(|r| r.as_table_like())
+    {
+        for (name, paths) in rts.iter() {
+            let any = paths.as_array().is_some_and(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str())
+                    .any(|p| is_execguard(p, me))
+            });
+            if any {
+                e.execguard_runtimes.push(name.to_string());
             }
         }
     }

@@ -13,25 +13,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-/// `execguard check --bundle B --format json EXTRA...`, with the same contract checks as
-/// `execguard_check` (one JSON object, verdict and exit status matching the findings).
-fn check_with(b: &Bundle, extra: &[&str]) -> Check {
-    b.save();
-    let mut c = Command::new(execguard_bin());
-    c.arg("check")
-        .arg("--bundle")
-        .arg(b.path())
-        .args(["--format", "json"])
-        .args(extra);
-    let out = run_limited(c, "execguard check", || {});
-    let json: Value = serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr));
-    let findings = json["findings"].as_array().cloned().unwrap_or_default();
-    let has_error = findings.iter().any(|f| f["severity"] == "error");
-    assert_eq!(out.code(), i32::from(has_error), "exit status: {json}");
-    Check { out, json }
-}
-
 /// The findings with `code`.
 fn all<'c>(c: &'c Check, code: &str) -> Vec<&'c Value> {
     c.findings().iter().filter(|f| f["code"] == code).collect()
@@ -444,7 +425,7 @@ fn below_x86_64_v4_the_loader_refuses_with_the_predicted_words() {
         return;
     };
     // Through the seam: a CPU of x86-64-v2 (Nehalem).
-    let c = check_with(&b, &["--host-isa-level", "2"]);
+    let c = execguard_check_with(&b, &["--host-isa-level", "2"]);
     assert_eq!(c.codes(), ["isa-level"], "{}", c.json);
     let f = one_warning(&c, "isa-level");
     assert_eq!(
@@ -454,7 +435,7 @@ fn below_x86_64_v4_the_loader_refuses_with_the_predicted_words() {
     assert_eq!(f["evidence"]["needed_isa_level"], "x86-64-v4", "{f}");
     assert_eq!(f["evidence"]["cpu_isa_level"], "x86-64-v2", "{f}");
     // At v4 the seam agrees with the note.
-    let c = check_with(&b, &["--host-isa-level", "4"]);
+    let c = execguard_check_with(&b, &["--host-isa-level", "4"]);
     assert!(c.find("isa-level").is_none(), "{}", c.json);
     // The real glibc loader of the image, on an emulated Nehalem CPU inside runc, prints
     // exactly those words and exits 127.
@@ -476,11 +457,11 @@ fn libraries_that_do_not_fit_larger_pages_are_named_through_the_seam() {
     }
     let b = ls_bundle(&[]);
     // The real pages of this host (4K): nothing.
-    let c = check_with(&b, &["--host-page-size", "4096"]);
+    let c = execguard_check_with(&b, &["--host-page-size", "4096"]);
     assert!(c.findings().is_empty(), "{}", c.json);
     // 16K pages: every finding is a warning about a real file of the bundle, and a library
     // whose file offset and address disagree modulo 16K gets glibc's words.
-    let c = check_with(&b, &["--host-page-size", "16384"]);
+    let c = execguard_check_with(&b, &["--host-page-size", "16384"]);
     let fs = all(&c, "page-size");
     assert!(!fs.is_empty(), "{}", c.json);
     assert!(fs.iter().all(|f| f["severity"] == "warning"), "{}", c.json);
@@ -538,14 +519,14 @@ fn arm64_binaries_built_for_64k_pages_fit_through_the_seam() {
     b.args(&["/bin/busybox", "echo", "hi"]);
     // On an arm64 host with 64K pages: Debian links for 64K, so nothing; libc found in the
     // multiarch directory, the loader's own DT_NEEDED matched by its soname.
-    let c = check_with(
+    let c = execguard_check_with(
         &b,
         &["--host-machine", "aarch64", "--host-page-size", "65536"],
     );
     assert!(c.findings().is_empty(), "{}", c.json);
     // Without libc.so.6 the arm64 loader would not find it.
     std::fs::remove_file(b.host("/lib/aarch64-linux-gnu/libc.so.6")).expect("remove libc");
-    let c = check_with(&b, &["--host-machine", "aarch64"]);
+    let c = execguard_check_with(&b, &["--host-machine", "aarch64"]);
     let f = one_warning(&c, "missing-library");
     assert_eq!(f["evidence"]["library"], "libc.so.6", "{f}");
     assert_eq!(

@@ -24,14 +24,6 @@ use common::*;
 use serde_json::{Value, json};
 
 const RUNTIME_FLAG: &str = "--execguard-runtime=/usr/bin/runc";
-/// execguard's environment knobs; every command here starts without them unless a test sets one.
-const OWN_ENV: &[&str] = &[
-    "EXECGUARD_RUNTIME",
-    "EXECGUARD_CONFIG",
-    "EXECGUARD_DELEGATED",
-    "EXECGUARD_FAULT",
-    "EXECGUARD_DEBUG",
-];
 /// execguard's own log when the config gives none (the defaults).
 const DEFAULT_OWN_LOG: &str = "/var/log/execguard/diagnoses.jsonl";
 /// What a container whose program runs prints, and how it exits.
@@ -96,24 +88,6 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
     };
     assert!(!timed_out, "{what} did not finish within {limit:?}: {r:?}");
     r
-}
-
-/// execguard, with none of its environment knobs inherited.
-fn eg() -> Command {
-    let mut c = Command::new(execguard_bin());
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// The real runc.
-fn runc() -> Command {
-    let mut c = Command::new(RUNC);
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
 }
 
 /// `cmd PRE... run -b BUNDLE ID` with a fresh id, the container deleted afterwards.

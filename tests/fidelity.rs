@@ -29,14 +29,6 @@ use common::*;
 use serde_json::{Value, json};
 
 const RUNTIME_FLAG: &str = "--execguard-runtime=/usr/bin/runc";
-/// execguard's environment knobs; no command here inherits them.
-const OWN_ENV: &[&str] = &[
-    "EXECGUARD_RUNTIME",
-    "EXECGUARD_CONFIG",
-    "EXECGUARD_DELEGATED",
-    "EXECGUARD_FAULT",
-    "EXECGUARD_DEBUG",
-];
 /// The loop marker execguard adds for the runtime, and nothing else.
 const MARKER_ENV: &[u8] = b"EXECGUARD_DELEGATED=1";
 
@@ -104,24 +96,6 @@ fn wait_limited(child: &mut Child, what: &str, on_timeout: impl FnOnce()) -> Exi
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// execguard, with none of its environment knobs inherited.
-fn eg() -> Command {
-    let mut c = Command::new(execguard_bin());
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// The real runc, with the same environment as [`eg`].
-fn runc() -> Command {
-    let mut c = Command::new(RUNC);
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
 }
 
 /// execguard in front of the real runc with config `cfg` (a `--execguard-config=` flag).

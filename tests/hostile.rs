@@ -26,14 +26,6 @@ use common::*;
 use serde_json::{Value, json};
 
 const RUNTIME_FLAG: &str = "--execguard-runtime=/usr/bin/runc";
-/// execguard's environment knobs; every command here starts without them.
-const OWN_ENV: &[&str] = &[
-    "EXECGUARD_RUNTIME",
-    "EXECGUARD_CONFIG",
-    "EXECGUARD_DELEGATED",
-    "EXECGUARD_FAULT",
-    "EXECGUARD_DEBUG",
-];
 /// Wall time one `execguard check` of a hostile bundle may take (a loaded 2-core CI machine,
 /// debug build; a good bundle takes ~15 ms).
 const CHECK_LIMIT: Duration = Duration::from_secs(5);
@@ -131,24 +123,6 @@ fn run_raw(mut cmd: Command, what: &str, limit: Duration, on_timeout: impl FnOnc
         r.err()
     );
     r
-}
-
-/// execguard, with none of its environment knobs inherited.
-fn eg() -> Command {
-    let mut c = Command::new(execguard_bin());
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// The real runc.
-fn runc() -> Command {
-    let mut c = Command::new(RUNC);
-    for k in OWN_ENV {
-        c.env_remove(k);
-    }
-    c
 }
 
 fn tmp(tag: &str) -> tempfile::TempDir {
@@ -316,50 +290,6 @@ impl Checked {
     }
 }
 
-/// The JSON contract of `check`: schema 1, a verdict matching the findings, complete findings,
-/// exit 1 exactly when a finding is an error.
-fn assert_shape(v: &Value, code: i32, what: &str) {
-    assert_eq!(v["schema_version"], 1, "{what}: schema_version in {v}");
-    assert!(
-        (v["program"]["path"].is_string() || v["program"]["path"].is_null())
-            && v["program"]["chain"].is_array(),
-        "{what}: program.path / program.chain in {v}"
-    );
-    let findings = v["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{what}: findings is not an array in {v}"));
-    for f in findings {
-        assert!(f["code"].is_string(), "{what}: finding without code: {f}");
-        assert!(
-            matches!(f["severity"].as_str(), Some("error" | "warning" | "info")),
-            "{what}: bad severity: {f}"
-        );
-        assert!(
-            f["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{what}: finding without message: {f}"
-        );
-    }
-    let has_error = findings.iter().any(|f| f["severity"] == "error");
-    let has_warning = findings.iter().any(|f| f["severity"] == "warning");
-    let want = if has_error {
-        "fail"
-    } else if has_warning {
-        "warn"
-    } else {
-        "ok"
-    };
-    let verdict = v["verdict"].as_str().unwrap_or("<missing>");
-    assert!(
-        verdict == want || (verdict == "unknown" && !has_error),
-        "{what}: verdict {verdict} does not match the findings (expected {want}) in {v}"
-    );
-    assert_eq!(
-        code,
-        i32::from(has_error),
-        "{what}: exit status must be 1 exactly when a finding is an error: {v}"
-    );
-}
-
 /// The checks every `check` run must pass: exit 0 or 1, bounded, no panic text, no leak.
 fn assert_check_run(r: &Run, what: &str, forbidden: &[&[u8]], rss_cap_kib: i64) {
     assert!(
@@ -436,7 +366,7 @@ fn check_json_capped(b: &Bundle, what: &str, forbidden: &[&[u8]], cap: i64) -> (
             String::from_utf8_lossy(&r.stdout)
         )
     });
-    assert_shape(&v, r.code, what);
+    assert_check_shape(&v, r.code, what);
     assert_json_clean(&v, &format!("{what}: check JSON"));
     (v, r)
 }
@@ -2346,7 +2276,7 @@ fn wrong_types_in_config_json_never_crash_and_run_as_with_runc() {
         } else {
             let v: Value = serde_json::from_slice(&r.stdout)
                 .unwrap_or_else(|e| panic!("{tag}: not JSON ({e}): {r:?}"));
-            assert_shape(&v, r.code, tag);
+            assert_check_shape(&v, r.code, tag);
         }
         let x = run_both(&b, tag, true);
         let (w, rr) = (&x.eg, &x.runc);

@@ -42,14 +42,6 @@ const OPTIMISED_IDLE_KIB: u64 = 4 * 1024;
 const RSS_GROWTH_KIB: u64 = 6 * 1024;
 /// How far apart the lightest and the heaviest of the 100 calls may be.
 const RSS_SPREAD_KIB: u64 = 2 * 1024;
-/// execguard's environment knobs; every command here starts without them.
-const OWN_ENV: &[&str] = &[
-    "EXECGUARD_RUNTIME",
-    "EXECGUARD_CONFIG",
-    "EXECGUARD_DELEGATED",
-    "EXECGUARD_FAULT",
-    "EXECGUARD_DEBUG",
-];
 
 // =============================================================================================
 // Runtimes

@@ -194,27 +194,9 @@ fn prove_runs(b: &Bundle, tag: &str, stdout: &str) -> Check {
     check
 }
 
-/// `execguard check --bundle DIR --format json EXTRA...` (the hidden host flags), parsed, with
-/// the exit status matching the verdict.
+/// `execguard check --bundle DIR --format json EXTRA...` (the hidden host flags), parsed.
 fn check_with(b: &Bundle, extra: &[&str]) -> Value {
-    b.save();
-    let mut c = Command::new(execguard_bin());
-    c.arg("check")
-        .arg("--bundle")
-        .arg(b.path())
-        .args(["--format", "json"])
-        .args(extra);
-    let out = run_limited(c, "execguard check (host flags)", || {});
-    let json: Value = serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {out:?}"));
-    assert_eq!(json["schema_version"], 1, "{json}");
-    let fail = json["verdict"] == "fail";
-    assert_eq!(
-        out.code(),
-        i32::from(fail),
-        "exit status vs verdict: {json}"
-    );
-    json
+    execguard_check_with(b, extra).json
 }
 
 /// The chain entry for `path` must have `role`.

@@ -27,6 +27,32 @@ pub const DEFAULT_FIXTURES: &str = "/var/cache/execguard-fixtures";
 pub const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
 /// Time limit for one runtime or execguard call; a hang is a failure, never a stuck suite.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// execguard's environment knobs; the commands of [`eg`] and [`runc`] start without them.
+pub const OWN_ENV: &[&str] = &[
+    "EXECGUARD_RUNTIME",
+    "EXECGUARD_CONFIG",
+    "EXECGUARD_DELEGATED",
+    "EXECGUARD_FAULT",
+    "EXECGUARD_DEBUG",
+];
+
+/// execguard, with none of its environment knobs inherited.
+pub fn eg() -> Command {
+    let mut c = Command::new(execguard_bin());
+    for k in OWN_ENV {
+        c.env_remove(k);
+    }
+    c
+}
+
+/// The real runc, with the same environment as [`eg`].
+pub fn runc() -> Command {
+    let mut c = Command::new(RUNC);
+    for k in OWN_ENV {
+        c.env_remove(k);
+    }
+    c
+}
 
 /// Path of the execguard binary under test: the crate's own build, or the binary named by
 /// `EXECGUARD_TEST_BIN` (to run the suite against an installed or release build).
@@ -721,12 +747,19 @@ impl Check {
 /// object, `schema_version` 1, a verdict matching the findings, every finding complete, and an
 /// exit status of 1 exactly when a finding is an error.
 pub fn execguard_check(b: &Bundle) -> Check {
+    execguard_check_with(b, &[])
+}
+
+/// [`execguard_check`] with `extra` arguments after `--format json` (the hidden host flags,
+/// `--user`, ...), under the same contract checks.
+pub fn execguard_check_with(b: &Bundle, extra: &[&str]) -> Check {
     b.save();
     let mut c = Command::new(execguard_bin());
     c.arg("check")
         .arg("--bundle")
         .arg(b.path())
-        .args(["--format", "json"]);
+        .args(["--format", "json"])
+        .args(extra);
     let out = run_limited(c, "execguard check", || {});
     let code = out.code();
     assert!(
@@ -741,36 +774,47 @@ pub fn execguard_check(b: &Bundle) -> Check {
             out.stdout, out.stderr
         )
     });
-    assert_eq!(json["schema_version"], 1, "schema_version in {json}");
+    assert_check_shape(&json, code, "execguard check");
+    Check { out, json }
+}
+
+/// The JSON contract of `check --format json`: schema 1, program path and chain, every finding
+/// complete, a verdict matching the findings, and exit status 1 exactly when a finding is an
+/// error (`what` names the case in failures).
+pub fn assert_check_shape(json: &Value, code: i32, what: &str) {
+    assert_eq!(
+        json["schema_version"], 1,
+        "{what}: schema_version in {json}"
+    );
     // program.path is null when args[0] resolves to nothing.
     assert!(
         (json["program"]["path"].is_string() || json["program"]["path"].is_null())
             && json["program"]["chain"].is_array(),
-        "program.path / program.chain missing in {json}"
+        "{what}: program.path / program.chain missing in {json}"
     );
     let findings = json["findings"]
         .as_array()
-        .unwrap_or_else(|| panic!("findings is not an array in {json}"));
+        .unwrap_or_else(|| panic!("{what}: findings is not an array in {json}"));
     for f in findings {
-        assert!(f["code"].is_string(), "finding without code: {f}");
+        assert!(f["code"].is_string(), "{what}: finding without code: {f}");
         assert!(
             matches!(f["severity"].as_str(), Some("error" | "warning" | "info")),
-            "bad severity: {f}"
+            "{what}: bad severity: {f}"
         );
         assert!(
             f["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "finding without message: {f}"
+            "{what}: finding without message: {f}"
         );
         for key in ["hint", "errno", "expected_error", "path"] {
             assert!(
                 f.get(key).is_some_and(|v| v.is_string() || v.is_null()),
-                "finding field {key} must be a string or null: {f}"
+                "{what}: finding field {key} must be a string or null: {f}"
             );
         }
         assert!(
             f.get("evidence")
                 .is_some_and(|v| v.is_object() || v.is_null()),
-            "finding field evidence must be an object or null: {f}"
+            "{what}: finding field evidence must be an object or null: {f}"
         );
     }
     let has_error = findings.iter().any(|f| f["severity"] == "error");
@@ -786,14 +830,13 @@ pub fn execguard_check(b: &Bundle) -> Check {
     // "unknown" is allowed only when nothing is an error.
     assert!(
         verdict == want || (verdict == "unknown" && !has_error),
-        "verdict {verdict} does not match the findings (expected {want}) in {json}"
+        "{what}: verdict {verdict} does not match the findings (expected {want}) in {json}"
     );
     assert_eq!(
         code,
         if has_error { 1 } else { 0 },
-        "exit status must be 1 exactly when a finding is an error: {json}"
+        "{what}: exit status must be 1 exactly when a finding is an error: {json}"
     );
-    Check { out, json }
 }
 
 /// runc's stderr with logrus' `\"` escapes undone, for comparing with execguard's predictions.
