@@ -376,7 +376,7 @@ fn job(
 ) -> Result<Checked, String> {
     let mut spec = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
     spec.root = live_root(pid, &spec.root)?;
-    let diagnosis = crate::check::diagnose_created(&spec, binfmt_root, flavor);
+    let diagnosis = crate::check::diagnose_created(&spec, binfmt_root, flavor)?;
     Ok(Checked {
         diagnosis,
         annotations: spec.annotations,

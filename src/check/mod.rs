@@ -299,20 +299,43 @@ pub fn diagnose_live(spec: &SpecView, host: &Host, root: &Path, ctx: Context) ->
 
 /// The container's own process (not an exec) against the live root in `spec.root`, on this
 /// host, in `flavor`'s words: what `create` and the OCI hook check.
+///
+/// # Errors
+/// The live root cannot be opened: without CAP_SYS_PTRACE the kernel refuses /proc/<pid>/root
+/// of a container in its own user namespace (fs/proc/base.c, proc_fd_access_allowed). The
+/// caller then says so and falls back to the bundle's view rather than check nothing.
 pub fn diagnose_created(
     spec: &SpecView,
     binfmt_root: std::path::PathBuf,
     flavor: Flavor,
-) -> Diagnosis {
+) -> Result<Diagnosis, String> {
     let host = Host::detect(binfmt_root);
     let ctx = Context {
         flavor,
         exec: false,
     };
-    diagnose_live(spec, &host, &spec.root, ctx)
+    try_diagnose(spec, &host, Some(&spec.root), ctx).map_err(|(_, e)| e)
 }
 
 fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Context) -> Diagnosis {
+    try_diagnose(spec, host, live_root, ctx).unwrap_or_else(|(program, e)| {
+        let f = Finding::new(
+            Code::Unverifiable,
+            Severity::Info,
+            e,
+            "check root.path in config.json".into(),
+        );
+        Diagnosis::new(program, vec![f])
+    })
+}
+
+/// The diagnosis, or why the root could not be opened (with the program as far as known).
+fn try_diagnose(
+    spec: &SpecView,
+    host: &Host,
+    live_root: Option<&Path>,
+    ctx: Context,
+) -> Result<Diagnosis, (Program, String)> {
     let mut program = Program::default();
     if let Some(reason) = &spec.lenient_reason {
         tracing::debug!(%reason, "spec read leniently");
@@ -328,7 +351,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
                 .into(),
             String::new(),
         );
-        return Diagnosis::new(program, vec![f]);
+        return Ok(Diagnosis::new(program, vec![f]));
     }
     for key in HANDLER_ANNOTATIONS {
         if let Some(v) = spec.annotations.get(*key) {
@@ -342,7 +365,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
                 String::new(),
             )
             .with("annotation", *key);
-            return Diagnosis::new(program, vec![f]);
+            return Ok(Diagnosis::new(program, vec![f]));
         }
     }
     if !spec.has_process || spec.args.is_empty() {
@@ -352,7 +375,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
             "the spec has no process.args: nothing to check".into(),
             "give the container a command (process.args)".into(),
         );
-        return Diagnosis::new(program, vec![f]);
+        return Ok(Diagnosis::new(program, vec![f]));
     }
     program.args0 = Some(escape_bytes(spec.args[0].as_bytes()));
     let opened = match live_root {
@@ -362,16 +385,11 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
     let root = match opened {
         Ok(r) => r,
         Err(e) => {
-            let f = Finding::new(
-                Code::Unverifiable,
-                Severity::Info,
-                format!(
-                    "cannot open the rootfs {}: {e}",
-                    escape_bytes(spec.root.as_os_str().as_bytes())
-                ),
-                "check root.path in config.json".into(),
+            let why = format!(
+                "cannot open the rootfs {}: {e}",
+                escape_bytes(spec.root.as_os_str().as_bytes())
             );
-            return Diagnosis::new(program, vec![f]);
+            return Err((program, why));
         }
     };
     let mut c = Checker {
@@ -388,7 +406,7 @@ fn diagnose_in(spec: &SpecView, host: &Host, live_root: Option<&Path>, ctx: Cont
     };
     c.process(&mut program);
     program.chain = std::mem::take(&mut c.chain);
-    Diagnosis::new(program, c.findings)
+    Ok(Diagnosis::new(program, c.findings))
 }
 
 /// Diagnose, or say why the bundle cannot be checked at all (its rootfs cannot be opened).
