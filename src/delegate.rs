@@ -266,8 +266,7 @@ impl ExecVectors {
         argv.push(prog.as_ptr());
         argv.extend(owned.iter().map(|c| c.as_ptr()));
         argv.push(std::ptr::null());
-        let marker = CString::new(format!("{MARKER}={}", marker_value()))
-            .unwrap_or_else(|_| c"EXECGUARD_DELEGATED=1".to_owned());
+        let marker = CString::new(format!("{MARKER}={}", marker_value())).map_err(einval)?;
         let prefix = MARKER.as_bytes();
         let mut envp = Vec::with_capacity(64);
         // SAFETY: `environ` is the NULL-terminated array of NUL-terminated strings the process

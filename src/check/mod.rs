@@ -434,45 +434,43 @@ pub fn diagnose_bundle(spec: &SpecView, host: &Host) -> Result<Diagnosis, String
 /// populateProcessEnvironment): an entry without `=`, with an empty name, or with a NUL byte
 /// fails the start. crun takes them all (it cuts at the NUL).
 fn bad_environment(env: &[String]) -> Option<Finding> {
+    // What is wrong, and runc's words when execguard can repeat its line exactly: runc quotes
+    // the entry with Go's %q, which execguard's escaping matches only for plain text.
     let (entry, why, said) = env.iter().find_map(|e| {
-        let (why, said) = if e.contains('\0') {
-            let part = match e.split_once('=') {
-                Some((name, _)) if name.contains('\0') => "name",
-                _ => "value",
-            };
-            (
-                format!("holds a NUL byte in its {part}"),
-                format!("environment variable {part} can't contain null(\\x00)"),
-            )
+        Some(if e.contains('\0') {
+            let in_name = e
+                .split_once('=')
+                .is_some_and(|(name, _)| name.contains('\0'));
+            let part = if in_name { "name" } else { "value" };
+            (e, format!("holds a NUL byte in its {part}"), None)
         } else if !e.contains('=') {
-            (
-                "has no '='".to_string(),
-                "invalid environment variable".to_string(),
-            )
+            (e, "has no '='".into(), Some("invalid environment variable"))
         } else if e.starts_with('=') {
             (
-                "has an empty name".to_string(),
-                "environment variable name can't be empty".to_string(),
+                e,
+                "has an empty name".into(),
+                Some("environment variable name can't be empty"),
             )
         } else {
             return None;
-        };
-        Some((e, why, said))
+        })
     })?;
     let shown = escape_bytes(entry.as_bytes());
-    // runc quotes the entry with Go's %q: only plain text is quoted the same by execguard.
     let plain = entry
         .bytes()
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let expected = said.filter(|_| plain).map(|said| {
+        format!(
+            "unable to start container process: error during container init: {said}: \"{entry}\""
+        )
+    });
     let f = Finding::new(
         Code::BadEnvironment,
         Severity::Error,
         format!("process.env entry {shown} {why}: runc refuses the environment before it starts anything"),
         "write every entry as NAME=VALUE with a non-empty NAME and no NUL byte (ENV in the Dockerfile, env in the pod spec, -e on the command line)".into(),
     )
-    .expect(plain.then(|| {
-        format!("unable to start container process: error during container init: {said}: \"{entry}\"")
-    }))
+    .expect(expected)
     .with("entry", shown);
     Some(f)
 }
